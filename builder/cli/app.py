@@ -1,0 +1,80 @@
+"""The `pybuild` entry point: the Typer app, default-command dispatch and error → exit code."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from builder import __version__
+from builder.cli import build_cmd, graph_cmd, image_cmds, lint_cmd, parse_cmd, sandbox_cmds
+from builder.cli.render import print_error
+from builder.errors import PybuildError
+
+app = typer.Typer(
+    name="pybuild",
+    help="A daemonless Dockerfile compiler. `pybuild -f Dockerfile .` is `pybuild build -f Dockerfile .`.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"pybuild {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """pybuild: build, export, run and lint container images from Dockerfiles."""
+
+
+for _module in (parse_cmd, graph_cmd, image_cmds, sandbox_cmds, build_cmd, lint_cmd):
+    _module.register(app)
+
+_COMMAND = typer.main.get_command(app)
+
+
+def _with_default_command(argv: list[str]) -> list[str]:
+    """`pybuild -f Dockerfile .` means `pybuild build -f Dockerfile .` (docker build's habit)."""
+    if not argv or argv[0] in ("-h", "--help", "--version"):
+        return argv
+    commands = getattr(_COMMAND, "commands", {})
+    if argv[0] in commands or "build" not in commands:
+        return argv
+    return ["build", *argv]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; returns (and exits with) the process exit code. Never shows a traceback
+    for a PybuildError or a usage mistake."""
+    args = _with_default_command(list(sys.argv[1:] if argv is None else argv))
+    try:
+        result = _COMMAND.main(args=args, prog_name="pybuild", standalone_mode=False)
+        code = result if isinstance(result, int) else 0
+    except PybuildError as err:
+        print_error(err, sys.stderr)
+        code = err.exit_code
+    except typer.Exit as ex:
+        code = ex.exit_code
+    except typer.Abort:
+        print("interrupted", file=sys.stderr)
+        code = 130
+    except typer.TyperException as ex:  # typer's (vendored click) usage errors
+        ex.show(file=sys.stderr)  # type: ignore[attr-defined]
+        code = getattr(ex, "exit_code", 2)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        code = 130
+    except BrokenPipeError:
+        code = 0
+    if argv is None:
+        sys.exit(code)
+    return code

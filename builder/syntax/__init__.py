@@ -1,0 +1,1 @@
+"""Dockerfile text → typed AST (builder.syntax.nodes). The only package that imports lark."""
