@@ -18,3 +18,20 @@ def conformance() -> Path:
     if not CONFORMANCE.is_dir():
         pytest.skip(f"conformance corpus not found at {CONFORMANCE}")
     return CONFORMANCE
+
+
+def run_pybuild(*args: str, input: str | None = None, env: dict[str, str] | None = None,
+                cwd: str | Path | None = None, timeout: float = 300):
+    """Run the real CLI (`python -m builder`) from this checkout in a subprocess.
+
+    Returns the CompletedProcess (text mode, stdout and stderr captured)."""
+    import os
+    import subprocess
+    import sys
+
+    full_env = dict(os.environ)
+    full_env["PYTHONPATH"] = str(ROOT)
+    if env:
+        full_env.update(env)
+    return subprocess.run([sys.executable, "-m", "builder", *args], input=input, text=True,
+                          capture_output=True, env=full_env, cwd=cwd, timeout=timeout)

@@ -12,6 +12,7 @@ PKG = Path(__file__).resolve().parents[2] / "builder"
 # Longest matching prefix wins. Lower number = lower layer.
 LAYERS: dict[str, int] = {
     "builder": 0,
+    "builder.__main__": 5,
     "builder.source": 0,
     "builder.errors": 0,
     "builder.digest": 0,

@@ -1,0 +1,5 @@
+"""`python -m builder` is the `pybuild` command."""
+
+from builder.cli.app import main
+
+main()
