@@ -26,7 +26,7 @@ BOOL_FLAGS = frozenset({"link", "parents", "keep-git-dir", "unpack"})
 # BuildKit's stage-name rule (instructions/parse.go validateDefinitionDescription/stageName).
 _STAGE_NAME = re.compile(r"[a-z][a-z0-9\-_.]*")
 _AT_LEAST_ONE = ("ARG", "ENV", "EXPOSE", "LABEL", "VOLUME", "RUN", "SHELL", "HEALTHCHECK",
-                 "FROM", "ONBUILD")
+                 "FROM")
 _EXACTLY_ONE = ("USER", "WORKDIR", "STOPSIGNAL", "MAINTAINER")
 
 
@@ -128,7 +128,10 @@ def _check_healthcheck(raw: Raw, ctx: _Context) -> None:
 
 def _check_onbuild(node: nodes.Instruction, raw: Raw, ctx: _Context) -> None:
     inner = raw.inner
-    assert inner is not None  # an empty ONBUILD failed the argument check already
+    if inner is None:
+        raise ctx.error(codes.MISSING_ARGUMENTS, "ONBUILD requires at least one argument",
+                        raw.start, raw.start + len(raw.written),
+                        "write `ONBUILD <instruction>`, e.g. ONBUILD COPY . /app")
     if inner.keyword in ("ONBUILD", "FROM", "MAINTAINER"):
         what = ("Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed" if inner.keyword == "ONBUILD"
                 else f"{inner.keyword} isn't allowed as an ONBUILD trigger")

@@ -131,8 +131,7 @@ def _walk(tree: Any, text: str, base: int, ctx: _Context) -> Raw:
         if rest:
             if (sub is not None and not terminated
                     and base + sub.children[0].start_pos == rest_offset):
-                raw.inner = _walk(sub, text[sub.children[0].start_pos:].rstrip(GO_SPACE),
-                                  base + sub.children[0].start_pos, ctx)
+                raw.inner = _walk(sub, text, base, ctx)
                 raw.inner.original = rest
             else:
                 raw.inner = _parse_line(rest, ctx, rest_offset)
