@@ -138,3 +138,22 @@ def test_overlong_line_is_rejected_like_bufio_scanner() -> None:
         parse("FROM x\nRUN " + "a" * 70000 + "\n")
     assert info.value.diagnostics[0].code == "PB1008"
     parse("FROM x\nRUN " + "a" * 60000 + "\n")
+
+
+@pytest.mark.parametrize("escape", ["\\", "`"])
+def test_continuation_trim_equals_buildkits_regexp(escape: str) -> None:
+    """The string-method fast path gives the same result as BuildKit's regexp
+    `([^E])E[ \\t]*$|^E[ \\t]*$` → `$1` on every string of up to 5 characters over the
+    alphabet that matters."""
+    import itertools
+    import re
+
+    e = re.escape(escape)
+    regexp = re.compile(rf"([^{e}]){e}[ \t]*\Z|\A{e}[ \t]*\Z")
+    scanner = Scanner("FROM a\n", "Dockerfile")
+    scanner.escape = escape
+    for n in range(6):
+        for combo in itertools.product(["a", " ", "\t", "\\", "`"], repeat=n):
+            text = "".join(combo)
+            want = (regexp.sub(r"\1", text, count=1), False) if regexp.search(text) else (text, True)
+            assert scanner._trim_continuation(text) == want, repr(text)
