@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from builder.errors import DockerfileError
+from builder.errors import Diagnostic, DockerfileError, Severity
 from builder.source import Span
 from builder.syntax import arguments, codes, nodes
 from builder.syntax.prepass import GO_SPACE, LogicalLine, Scanner, heredoc_markers
@@ -342,6 +342,7 @@ def parse(text: str, path: str = "Dockerfile", *, strict: bool = True) -> nodes.
     scanner = Scanner(text, path)
     ctx = _Context(scanner)
     instructions: list[nodes.Instruction] = []
+    warnings: list[Diagnostic] = []
     from builder.syntax import checks
 
     while True:
@@ -350,6 +351,8 @@ def parse(text: str, path: str = "Dockerfile", *, strict: bool = True) -> nodes.
             break
         ctx.logical = logical
         joined = logical.joined
+        if logical.empty_lines:
+            warnings.append(_empty_continuation(scanner, logical))
         line = joined.strip(GO_SPACE)
         ctx.lead = len(joined) - len(joined.lstrip(GO_SPACE))
         if line:
@@ -390,4 +393,18 @@ def parse(text: str, path: str = "Dockerfile", *, strict: bool = True) -> nodes.
                             hint="a Dockerfile needs at least a FROM instruction")
     return nodes.Dockerfile(path=path, instructions=tuple(instructions),
                             directives=tuple(scanner.directives),
-                            comments=tuple(scanner.comments), escape=scanner.escape, text=text)
+                            comments=tuple(scanner.comments), escape=scanner.escape, text=text,
+                            warnings=tuple(warnings))
+
+
+def _empty_continuation(scanner: Scanner, logical: LogicalLine) -> Diagnostic:
+    """BuildKit's warning for blank lines inside a continued instruction."""
+    line = logical.empty_lines[0]
+    return Diagnostic(
+        codes.EMPTY_CONTINUATION, Severity.WARNING,
+        f"empty continuation line in the instruction starting on line {logical.start_line}",
+        Span(scanner.path, line, 1, line, 2),
+        hint="remove the blank line: empty continuation lines will become errors in a "
+             "future BuildKit release",
+        url="https://docs.docker.com/go/dockerfile/rule/no-empty-continuation/",
+        line_text=scanner.line_text(line))

@@ -158,3 +158,11 @@ def test_continuation_trim_equals_buildkits_regexp(escape: str) -> None:
             hit = regexp.search(text)
             want = (regexp.sub(r"\1", text, count=1), False) if hit else (text, True)
             assert scanner._trim_continuation(text) == want, repr(text)
+
+
+def test_empty_continuation_lines_warn() -> None:
+    df = parse("FROM a\nRUN a \\\n\n  b \\\n   \n  c\nRUN d\n")
+    (warning,) = df.warnings
+    assert (warning.code, warning.severity.value, warning.span.line) == ("PB1201", "warning", 3)
+    assert "starting on line 2" in warning.message
+    assert parse("FROM a\nRUN a \\\n  # comment\n  b\n").warnings == ()
