@@ -303,7 +303,10 @@ def build_node(raw: Raw, ctx: _Context, span: Span, original: str,
     if kw == "ONBUILD" and raw.inner is not None:
         inner = raw.inner
         inner_span = _inner_span(ctx, inner, span)
-        node = build_node(inner, ctx, inner_span, inner.original, heredocs)
+        # The trigger text, with the here-document bodies, is what an image's OnBuild list
+        # stores and what a child build re-parses.
+        suffix = original[len(raw.original):] if heredocs else ""
+        node = build_node(inner, ctx, inner_span, inner.original + suffix, heredocs)
         return nodes.Onbuild(**common, inner=node)
     if kw == "ONBUILD":
         # `ONBUILD` with nothing after it: BuildKit's parser keeps it; strict mode rejects.

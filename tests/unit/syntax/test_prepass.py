@@ -124,6 +124,10 @@ def test_onbuild_trigger_owns_heredocs() -> None:
     onbuild = parse("FROM x\nONBUILD RUN <<EOF\necho hi\nEOF\n").instructions[1]
     assert [h.content for h in onbuild.heredocs] == ["echo hi\n"]
     assert onbuild.inner.heredocs == onbuild.heredocs
+    assert onbuild.original == "ONBUILD RUN <<EOF\necho hi\nEOF\n"
+    assert onbuild.inner.original == "RUN <<EOF\necho hi\nEOF\n"
+    reparsed = parse("FROM x\n" + onbuild.inner.original).instructions[1]
+    assert reparsed.heredocs == onbuild.heredocs
 
 
 def test_unterminated_heredoc() -> None:
