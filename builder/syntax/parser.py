@@ -186,7 +186,8 @@ def _split_arguments(raw: Raw, rest: str, off: int, escape: str) -> None:
             return
         for name, value, sep, o in pairs:
             raw.args += [name, value, sep]
-            raw.offsets += [off + o, off + o + len(name) + len(sep), -1]
+            value_at = off + o + len(name) + 1 if sep else off + len(rest) - len(value)
+            raw.offsets += [off + o, value_at, -1]
             raw.legacy.append(sep == "")
     elif how == _HEALTH:
         split = arguments.split_health(rest)
@@ -270,7 +271,10 @@ def build_node(raw: Raw, ctx: _Context, span: Span, original: str,
         pairs = []
         for i in range(0, len(args) - 2, 3):
             o = raw.offsets[i]
-            end = o + len(args[i]) + len(args[i + 2]) + len(args[i + 1])
+            if args[i + 2] == "":  # legacy `name value`: the value is the rest of the line
+                end = raw.rest_offset + len(raw.rest)
+            else:
+                end = o + len(args[i]) + 1 + len(args[i + 1])
             pairs.append(nodes.KeyValue(key=args[i], value=args[i + 1],
                                         legacy=args[i + 2] == "", span=ctx.span(o, end)))
         cls3 = nodes.Env if kw == "ENV" else nodes.Label
