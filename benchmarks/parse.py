@@ -74,18 +74,21 @@ def main() -> int:
         times = []
         for path in sample:
             t = time.perf_counter()
-            subprocess.run([*cmd, str(path)] if cmd[-1] != "{}" else
-                           [c if c != "{}" else str(path) for c in cmd],
+            subprocess.run([c if c != "{}" else str(path) for c in cmd],
                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                            check=False)
             times.append(time.perf_counter() - t)
         return statistics.median(times)
 
     bare = run([sys.executable, "-c", "pass", "{}"])
+    api = run([sys.executable, "-c",
+               "import sys; from builder.syntax import parse_file; parse_file(sys.argv[1])",
+               "{}"])
     ours = run([sys.executable, "-m", "builder", "parse", "-f", "{}"])
     print(f"per invocation (median of {len(sample)} files):")
     print(f"  python3 -c pass (interpreter start):   {bare * 1000:7.1f} ms")
-    print(f"  python3 -m builder parse -f FILE:      {ours * 1000:7.1f} ms")
+    print(f"  parse_file(FILE) via python3 -c:       {api * 1000:7.1f} ms  (parser alone)")
+    print(f"  python3 -m builder parse -f FILE:      {ours * 1000:7.1f} ms  (CLI: + typer app)")
     hadolint = shutil.which("hadolint")
     if hadolint:
         peer = run([hadolint, "--no-fail", "{}"])
