@@ -107,7 +107,7 @@ def _walk(tree: Any, text: str, base: int, ctx: _Context) -> Raw:
     pos = head.end_pos  # where the arguments (after the flags) may start
     terminated = False
     sub: Any = None  # ONBUILD's nested instruction subtree
-    # The json_args/text_args subtree is not read: the argument text is re-read from the
+    # The `arguments` subtree is not read: the argument text is re-read from the
     # line after the last flag, because BuildKit ends the flags at a word that *decodes* to
     # `--` (e.g. `--""`), which the lexer cannot know.
     for child in children[1:]:
