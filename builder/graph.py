@@ -214,6 +214,7 @@ class Step:
 
     kind: ClassVar[str] = "step"
     _input_fields: ClassVar[tuple[str, ...]] = ()
+    _uncached_fields: ClassVar[tuple[str, ...]] = ()
 
     @property
     def inputs(self) -> tuple[StepId, ...]:
@@ -230,7 +231,10 @@ class Step:
 
     def canonical(self) -> bytes:
         """The canonical encoding hashed into the StepId (sorted-key compact JSON)."""
-        return json.dumps({"schema": SCHEMA, "kind": self.kind, **_encode(self)},
+        body = _encode(self)
+        for name in self._uncached_fields:
+            body.pop(name, None)
+        return json.dumps({"schema": SCHEMA, "kind": self.kind, **body},
                           sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
@@ -330,12 +334,16 @@ class Mount:
 class Exec(Step):
     """RUN: run `argv` over the filesystem of `root` and keep its changes as a new layer.
 
-    `env` is the complete environment as `KEY=VALUE` (image ENV, then ARGs in scope that ENV
-    does not override, proxy ARGs); `cwd` the absolute working dir; `user` as written in USER
-    ("" = root); `network` default|none|host; `security` sandbox|insecure; `mounts` as data."""
+    `env` is the environment as `KEY=VALUE` (image ENV and the ARGs in scope, in BuildKit's
+    order); `proxy_env` the predefined proxy build args (HTTP_PROXY … in upper and lower case),
+    which the process sees too but which are NOT part of the StepId (as BuildKit keeps them out
+    of its cache key) nor of the image history; `cwd` the absolute working dir; `user` as
+    written in USER ("" = root); `network` default|none|host; `security` sandbox|insecure;
+    `mounts` as data."""
 
     kind: ClassVar[str] = "exec"
     _input_fields: ClassVar[tuple[str, ...]] = ("root",)
+    _uncached_fields: ClassVar[tuple[str, ...]] = ("proxy_env",)
     root: StepId
     argv: tuple[str, ...]
     env: tuple[str, ...] = ()
@@ -344,6 +352,7 @@ class Exec(Step):
     network: str = "default"
     security: str = "sandbox"
     mounts: tuple[Mount, ...] = ()
+    proxy_env: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -409,9 +418,9 @@ class Stage:
     """One FROM section. `base` is the expanded FROM argument; `base_stage` the index of the
     stage it builds on (None for an image or scratch); `steps` the filesystem steps this stage
     adds, in order (not counting its base); `root` the StepId of its final filesystem;
-    `config` the final image config; `history` every instruction's history entry, base
-    history excluded. `deps` are the indexes of stages it reads (FROM, COPY --from,
-    RUN --mount from)."""
+    `config` the final image config; `history` every instruction's history entry (an external
+    base image's own history excluded; a base stage's included). `deps` are the indexes of
+    stages it reads (FROM, COPY --from, RUN --mount from); `author` is MAINTAINER."""
 
     index: int
     name: str | None
@@ -423,6 +432,7 @@ class Stage:
     config: ImageConfig
     history: tuple[HistoryEntry, ...]
     deps: tuple[int, ...] = ()
+    author: str = ""
     span: Span | None = None
 
     @property
@@ -436,8 +446,9 @@ class BuildPlan:
     """The whole build: every stage (pruned ones included, for display), the target stage,
     the indexes of stages the target does not reach, and the DAG.
 
-    `steps` maps every StepId reachable from a non-pruned stage to its Step; `spans` (side map)
-    names the instruction each step came from; `context_excludes` are the .dockerignore
+    `steps` maps every planned StepId to its Step (pruned stages' steps are kept for display;
+    `topological()` starts from live stages only); `spans` (side map) names the instruction
+    each step came from; `context_excludes` are the .dockerignore
     patterns; `warnings` are non-fatal findings (unused build args, …) as data."""
 
     stages: tuple[Stage, ...]

@@ -109,15 +109,17 @@ class _Words:
 class ShellLexer:
     """BuildKit's `shell.Lex`. `raw_quotes` keeps quote characters in the output;
     `skip_unset` leaves references to unset variables as written (both off for Dockerfile
-    instructions). Not thread-safe for one instance; create one per thread."""
+    instructions); `skip_quotes` makes quotes ordinary characters (heredoc bodies).
+    Not thread-safe for one instance; create one per thread."""
 
     def __init__(self, escape: str = "\\", *, raw_quotes: bool = False,
-                 skip_unset: bool = False) -> None:
+                 skip_unset: bool = False, skip_quotes: bool = False) -> None:
         if len(escape) != 1:
             raise ValueError(f"escape must be one character, got {escape!r}")
         self.escape = escape
         self.raw_quotes = raw_quotes
         self.skip_unset = skip_unset
+        self.skip_quotes = skip_quotes
         self._text = ""
         self._pos = 0
         self._env: Mapping[str, str] = {}
@@ -167,11 +169,11 @@ class ShellLexer:
                     tmp = self._process_dollar()
                     result.append(tmp)
                     words.add_string(tmp)
-                elif ch == "'":
+                elif ch == "'" and not self.skip_quotes:
                     tmp = self._process_single_quote()
                     result.append(tmp)
                     words.add_raw_string(tmp)
-                elif ch == '"':
+                elif ch == '"' and not self.skip_quotes:
                     tmp = self._process_double_quote()
                     result.append(tmp)
                     words.add_raw_string(tmp)
