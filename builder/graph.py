@@ -246,6 +246,13 @@ def _encode(value: Any) -> Any:
     return value
 
 
+def step_data(step: Step) -> dict[str, Any]:
+    """Every field of a step as JSON-ready data (tuples as lists, nested dataclasses as dicts)."""
+    data = _encode(step)
+    assert isinstance(data, dict)
+    return data
+
+
 def step_id(step: Step) -> StepId:
     """The content-derived identity of `step` (covers every field and the input StepIds)."""
     return StepId(Fingerprint.of_bytes(step.canonical()).hex)
@@ -420,7 +427,8 @@ class Stage:
     adds, in order (not counting its base); `root` the StepId of its final filesystem;
     `config` the final image config; `history` every instruction's history entry (an external
     base image's own history excluded; a base stage's included). `deps` are the indexes of
-    stages it reads (FROM, COPY --from, RUN --mount from); `author` is MAINTAINER."""
+    stages it reads (FROM, COPY --from, RUN --mount from); `author` is MAINTAINER;
+    `base_root` the StepId the stage starts from (its ImageSource, or the base stage's root)."""
 
     index: int
     name: str | None
@@ -433,6 +441,7 @@ class Stage:
     history: tuple[HistoryEntry, ...]
     deps: tuple[int, ...] = ()
     author: str = ""
+    base_root: StepId | None = None
     span: Span | None = None
 
     @property

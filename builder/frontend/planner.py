@@ -246,8 +246,10 @@ def _dispatch(ctx: PlanContext, st: StageState, body: list[n.Instruction], *,
         st.inherit(base)
         st.deps.add(base.index)
         st.run_env = dict(base.run_env)  # BuildKit: the llb state (with its ARGs) carries over
+        st.base_root = base.root
     else:
-        st.root = ctx.add(ImageSource(ref=st.base, platform=st.platform), node.span)
+        st.root = st.base_root = ctx.add(ImageSource(ref=st.base, platform=st.platform),
+                                         node.span)
         if st.base != "scratch" and resolve and ctx.options.resolver is not None:
             info = ctx.options.resolver(st.base, st.platform)
             if info is not None:
@@ -302,7 +304,7 @@ def _freeze(st: StageState) -> Stage:
     return Stage(index=st.index, name=st.name, base=st.base, base_stage=st.base_stage,
                  platform=st.platform, root=st.root or StepId(""), steps=tuple(st.steps),
                  config=st.config(), history=tuple(st.history), deps=tuple(sorted(st.deps)),
-                 author=st.author, span=st.node.span)
+                 author=st.author, base_root=st.base_root, span=st.node.span)
 
 
 def _unused_build_args(ctx: PlanContext) -> None:

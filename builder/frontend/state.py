@@ -38,6 +38,7 @@ class StageState:
     base_stage: int | None
     platform: Platform
     root: StepId = StepId("")
+    base_root: StepId | None = None
     env: dict[str, str] = field(default_factory=dict)
     run_env: dict[str, str] = field(default_factory=dict)
     cmd: tuple[str, ...] | None = None
