@@ -49,11 +49,34 @@ class Platform:
 
     @classmethod
     def parse(cls, text: str) -> Platform:
-        """Parse `os/arch[/variant]` (e.g. `linux/arm64/v8`); raises ValueError otherwise."""
+        """Parse `os/arch[/variant]` (e.g. `linux/arm64/v8`) and normalise it as containerd's
+        platforms.Normalize does (aarch64 → arm64 with v8 dropped, x86_64 → amd64, arm → arm/v7
+        …); raises ValueError for anything else."""
         parts = text.strip().split("/")
         if len(parts) not in (2, 3) or not all(parts):
             raise ValueError(f"invalid platform {text!r}: expected os/arch[/variant]")
-        return cls(parts[0].lower(), parts[1].lower(), parts[2].lower() if len(parts) == 3 else "")
+        variant = parts[2].lower() if len(parts) == 3 else ""
+        return cls(parts[0].lower(), parts[1].lower(), variant).normalized()
+
+    def normalized(self) -> Platform:
+        arch, variant = self.architecture, self.variant
+        if arch in ("i386",):
+            arch = "386"
+        elif arch in ("x86_64", "x86-64"):
+            arch = "amd64"
+            if variant == "v1":
+                variant = ""
+        elif arch in ("aarch64", "arm64"):
+            arch = "arm64"
+            if variant in ("8", "v8", "v8.0"):
+                variant = ""
+        elif arch == "armhf":
+            arch, variant = "arm", "v7"
+        elif arch == "armel":
+            arch, variant = "arm", "v6"
+        elif arch == "arm":
+            variant = {"": "v7", "5": "v5", "6": "v6", "7": "v7", "8": "v8"}.get(variant, variant)
+        return Platform(self.os, arch, variant)
 
     def __str__(self) -> str:
         return "/".join(p for p in (self.os, self.architecture, self.variant) if p)

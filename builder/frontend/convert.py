@@ -221,6 +221,9 @@ def _mount(ctx: PlanContext, st: StageState, inst: n.Instruction, value: object)
         m = parse_mount(str(value), lambda w: ctx.expand(w, st.run_env, inst))
     except MountProblem as p:
         raise ctx.error("DF-MOUNT", f"RUN --mount: {p}", span) from None
+    if m.target and not m.target.startswith("/"):
+        # Relative mount targets are relative to the working directory (dispatchRunMounts).
+        m.target = posixpath.join("/", st.working_dir or "/", m.target)
     source: StepId | None = None
     if m.type in ("bind", "cache") and m.from_:
         source = _from_source(ctx, st, inst, m.from_, span)
@@ -294,13 +297,18 @@ def convert_copy(ctx: PlanContext, st: StageState, inst: n.Instruction) -> None:
     if chmod and not _CHMOD.match(chmod):
         raise ctx.error("DF-FLAG", f"{kind}: invalid --chmod value {chmod!r}",
                         (inst.flag("chmod") or inst).span, hint="use octal (0755) or u+x style")
-    heredoc_names = {d.name for d in inst.heredocs}
     plain: list[str] = []
     docs: list[n.Heredoc] = []
+    pending = list(inst.heredocs)
+    markers = {_heredoc_marker(a) for a in inst.args} - {None}
     for raw in inst.sources:
-        name = raw[2:].lstrip("-").strip("\"'") if raw.startswith("<<") else None
-        if name is not None and name in heredoc_names:
-            docs.append(next(d for d in inst.heredocs if d.name == name))
+        # The parser lists a heredoc source by its delimiter (`EOF`, or `<<EOF` as written);
+        # it is one only when the instruction's arguments carry the `<<` marker for it.
+        name = _heredoc_marker(raw) or raw
+        doc = next((d for d in pending if d.name == name), None)
+        if doc is not None and (raw.startswith("<<") or name in markers):
+            pending.remove(doc)
+            docs.append(doc)
         else:
             plain.append(ctx.expand(raw, st.run_env, inst))
     dest_raw = ctx.expand(inst.dest, st.run_env, inst)
@@ -376,6 +384,16 @@ def convert_copy(ctx: PlanContext, st: StageState, inst: n.Instruction) -> None:
         raise ctx.error("DF-ARGS", f"{kind} requires at least one source", inst.span)
     st.commit(_copy_history(kind, flags, plain, [d.name for d in docs], dest_raw), st.root,
               buildkit_suffix=True)
+
+
+def _heredoc_marker(arg: str) -> str | None:
+    """`<<EOF`, `<<-EOF`, `<<"EOF"` → `EOF`; None for anything else."""
+    if not arg.startswith("<<"):
+        return None
+    name = arg[2:].lstrip("-")
+    if len(name) >= 2 and name[0] == name[-1] and name[0] in "\"'":
+        name = name[1:-1]
+    return name or None
 
 
 def _include(src: str) -> str:
