@@ -19,8 +19,8 @@ from builder.graph import (
     Platform,
     step_id,
 )
-from builder.syntax import parse
 from builder.syntax import nodes as n
+from builder.syntax import parse
 from tests.unit.frontend.nodes_kit import Kit
 
 
