@@ -152,7 +152,8 @@ def parse_json(rest: str) -> list[str] | None:
     if not isinstance(value, list):
         return None
     if not all(isinstance(v, str) for v in value):
-        raise NotStringArray("when using JSON array syntax, arrays must be comprised of strings only")
+        raise NotStringArray(
+            "when using JSON array syntax, arrays must be comprised of strings only")
     return [_go_string(v) for v in value]
 
 
