@@ -578,9 +578,10 @@ def convert_onbuild(ctx: PlanContext, st: StageState, inst: n.Instruction) -> No
     inner = inst.inner.keyword
     if inner == "ONBUILD":
         raise ctx.error("DF-ONBUILD", "Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed",
-                        inst.span)
+                        inst.inner.span)
     if inner in ("FROM", "MAINTAINER"):
-        raise ctx.error("DF-ONBUILD", f"{inner} isn't allowed as an ONBUILD trigger", inst.span)
+        raise ctx.error("DF-ONBUILD", f"{inner} isn't allowed as an ONBUILD trigger",
+                        inst.inner.span)
     st.on_build.append(_ONBUILD_PREFIX.sub("", inst.original, count=1))
 
 

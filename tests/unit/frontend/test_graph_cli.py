@@ -112,7 +112,7 @@ ERRORS = [
      "source can't be a URL"),
     ("bad-checksum", "FROM alpine\nADD --checksum=md5:1 https://e.com/f /f\n", (), 2, 5,
      "invalid --checksum"),
-    ("onbuild-from", "FROM alpine\nONBUILD FROM busybox\n", (), 2, 1,
+    ("onbuild-from", "FROM alpine\nONBUILD FROM busybox\n", (), 2, 9,
      "isn't allowed as an ONBUILD trigger"),
     ("instruction-before-from", "RUN true\nFROM alpine\n", (), 1, 1,
      "no build stage in current context"),
