@@ -222,9 +222,12 @@ def _mount(ctx: PlanContext, st: StageState, inst: n.Instruction, value: object)
         m = parse_mount(str(value), lambda w: ctx.expand(w, st.run_env, inst))
     except MountProblem as p:
         raise ctx.error("DF-MOUNT", f"RUN --mount: {p}", span) from None
-    if m.target and not m.target.startswith("/"):
-        # Relative mount targets are relative to the working directory (dispatchRunMounts).
-        m.target = posixpath.join("/", st.working_dir or "/", m.target)
+    if not m.target.startswith("/"):
+        # Relative (or empty) mount targets are relative to the working directory, as
+        # dispatchRunMounts joins them; a cache mount's default id is its target.
+        m.target = posixpath.normpath(posixpath.join("/", st.working_dir or "/", m.target))
+    if m.type == "cache" and not m.id:
+        m.id = m.target
     source: StepId | None = None
     if m.type in ("bind", "cache") and m.from_:
         source = _from_source(ctx, st, inst, m.from_, span)

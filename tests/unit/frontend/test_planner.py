@@ -198,6 +198,14 @@ def test_copy_from_image_and_run_mount_from_stage() -> None:
     assert p.stages[1].deps == (0,)
 
 
+def test_mount_target_defaults_to_workdir_and_cache_id_to_target() -> None:
+    p = _plan("FROM alpine AS bin\nFROM alpine\nWORKDIR /work\n"
+              "RUN --mount=from=bin --mount=type=cache,target=c ls\n")
+    bind, cache = _execs(p)[0].mounts
+    assert bind.target == "/work" and bind.source == p.stages[0].root
+    assert (cache.target, cache.id) == ("/work/c", "/work/c")
+
+
 def test_independent_stages_share_nothing_until_joined() -> None:
     p = _plan("FROM alpine AS a\nRUN a\nFROM busybox AS b\nRUN b\nFROM scratch\n"
               "COPY --from=a /a /a\nCOPY --from=b /b /b\n")
