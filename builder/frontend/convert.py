@@ -7,6 +7,7 @@ import posixpath
 import re
 from collections.abc import Callable
 from dataclasses import replace
+from urllib.parse import urlsplit
 
 from builder.frontend import gocompat
 from builder.frontend.expand import ExpansionError, ShellLexer
@@ -271,6 +272,13 @@ def _git_ref(src: str) -> tuple[str, str, str] | None:
     return remote, ref, subdir
 
 
+def _url_filename(url: str) -> str:
+    """BuildKit names a downloaded file `path.Base(url.Path)`, or `__unnamed__`."""
+    path = urlsplit(url).path.rstrip("/")
+    base = path.rsplit("/", 1)[-1] if path else ""
+    return base if base not in ("", ".") else "__unnamed__"
+
+
 def _copy_history(kind: str, flags: dict, sources: list[str], docs: list[str],
                   dest: str) -> str:
     parts = [kind]
@@ -347,10 +355,7 @@ def convert_copy(ctx: PlanContext, st: StageState, inst: n.Instruction) -> None:
                                            checksum=checksum), inst.span)
                 sources: tuple[str, ...] = ("/",)
             else:
-                base = posixpath.basename(src.split("?", 1)[0].split("#", 1)[0].rstrip("/"))
-                fname = base if base not in ("", ".", "/") and "://" not in base else "__unnamed__"
-                if src.split("://", 1)[1].find("/") < 0:
-                    fname = "__unnamed__"
+                fname = _url_filename(src)
                 origin = ctx.add(HttpSource(url=src, checksum=checksum, filename=fname),
                                  inst.span)
                 sources = (fname,)

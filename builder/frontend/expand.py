@@ -51,11 +51,14 @@ class _Fail(Exception):
     """Internal: an expansion failure, wrapped with the word by ShellLexer.process."""
 
 
+# Go unicode.IsSpace: Latin-1 '\t\n\v\f\r ', U+0085, U+00A0, and the White_Space property.
+_SPACES = frozenset("\t\n\v\f\r \u0085\u00a0\u1680\u2028\u2029\u202f\u205f\u3000"
+                    + "".join(chr(c) for c in range(0x2000, 0x200B)))
+_SPACE_RUN = re.compile("[" + re.escape("".join(sorted(_SPACES))) + "]+")
+
+
 def _is_space(ch: str) -> bool:
-    # Go unicode.IsSpace: Latin-1 '\t\n\v\f\r ', U+0085, U+00A0; otherwise White_Space.
-    if ch <= "\u00ff":
-        return ch in "\t\n\v\f\r \u0085\u00a0"
-    return ch.isspace()
+    return ch in _SPACES
 
 
 def _is_digit(ch: str) -> bool:
@@ -131,6 +134,9 @@ class ShellLexer:
 
     def process(self, word: str, env: Mapping[str, str]) -> Expansion:
         """Expand `word` with `env`; raises ExpansionError (message as BuildKit's)."""
+        if not any(c in word for c in ("$", "'", '"', self.escape)):
+            # Nothing to substitute, unquote or unescape: the word as is, split on spaces.
+            return Expansion(word, [w for w in _SPACE_RUN.split(word) if w])
         self._text, self._pos, self._env = word, 0, env
         self._raw_escapes = False
         self._matched, self._unmatched = {}, {}

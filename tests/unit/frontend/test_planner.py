@@ -315,3 +315,19 @@ def test_expansion_error_carries_the_instruction_span() -> None:
     diag = err.value.diagnostics[0]
     assert diag.code == "DF-EXPAND" and "B: needed" in diag.message
     assert diag.span is not None and diag.span.line == 2
+
+
+@pytest.mark.parametrize("url,name", [
+    ("https://example.com/a/tool.tar.gz?x=1#frag", "tool.tar.gz"),
+    ("https://example.com/", "__unnamed__"),
+    ("https://example.com", "__unnamed__"),
+    ("http://example.com/dir/", "dir"),
+])
+def test_add_url_file_names(url: str, name: str) -> None:
+    from builder.graph import HttpSource
+
+    p = _plan(f"FROM scratch\nADD {url} /dl/\n")
+    copy = p.steps[p.stages[0].root]
+    assert isinstance(copy, Copy) and copy.sources == (name,)
+    source = p.steps[copy.source]  # type: ignore[index]
+    assert isinstance(source, HttpSource) and source.filename == name and source.url == url
