@@ -259,11 +259,13 @@ def _is_url(src: str) -> bool:
     return src.startswith(("http://", "https://"))
 
 
-_GIT_PREFIXES = ("git://", "git@", "github.com/")
+_GIT_PREFIXES = ("git://", "git@", "ssh://")
 
 
 def _git_ref(src: str) -> tuple[str, str, str] | None:
-    """(remote, ref, subdir) when `src` is a git URL BuildKit would clone, else None."""
+    """(remote, ref, subdir) when `src` is a git URL BuildKit would clone (gitutil.ParseGitRef:
+    git://, ssh://, git@host:…, or http(s) ending in .git; a bare `github.com/x/y` is
+    indistinguishable from a local path and stays local), else None."""
     if not (src.startswith(_GIT_PREFIXES) or (_is_url(src) and (
             src.split("#", 1)[0].endswith(".git")))):
         return None

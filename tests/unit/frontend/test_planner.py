@@ -331,3 +331,16 @@ def test_add_url_file_names(url: str, name: str) -> None:
     assert isinstance(copy, Copy) and copy.sources == (name,)
     source = p.steps[copy.source]  # type: ignore[index]
     assert isinstance(source, HttpSource) and source.filename == name and source.url == url
+
+
+def test_add_git_source_and_local_lookalike() -> None:
+    from builder.graph import GitSource
+
+    p = _plan("FROM scratch\nADD --keep-git-dir https://github.com/a/b.git#v1:sub /src\n"
+              "ADD github.com/a/b /local\n")
+    git_copy, local_copy = (p.steps[s] for s in p.stages[0].steps)
+    git = p.steps[git_copy.source]  # type: ignore[attr-defined]
+    assert isinstance(git, GitSource)
+    assert (git.url, git.ref, git.subdir, git.keep_git_dir) == (
+        "https://github.com/a/b.git", "v1", "sub", True)
+    assert isinstance(p.steps[local_copy.source], ContextSource)  # type: ignore[attr-defined]
