@@ -254,7 +254,9 @@ def _dispatch(ctx: PlanContext, st: StageState, body: list[n.Instruction], *,
             info = ctx.options.resolver(st.base, st.platform)
             if info is not None:
                 st.load_config(info.config)
-                if st.node.flag("platform") is None and info.platform is not None:
+                # No platform asked for anywhere: follow the image's own (autoDetectPlatform).
+                if (st.node.flag("platform") is None and ctx.options.target_platform is None
+                        and info.platform is not None):
                     st.platform = info.platform
     if "PATH" not in st.env:  # BuildKit makes sure PATH is always set
         st.env["PATH"] = DEFAULT_PATH
