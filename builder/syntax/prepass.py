@@ -36,13 +36,6 @@ _VALID_DIRECTIVES = ("syntax", "escape", "check")
 MAX_LINE_BYTES = 64 * 1024
 
 
-def _continuation_regex(escape: str) -> re.Pattern[str]:
-    """BuildKit's line-continuation regexp for the active escape character: the escape as
-    the last non-blank character, not itself escaped (or alone on the line)."""
-    e = re.escape(escape)
-    return re.compile(rf"([^{e}]){e}[ \t]*\Z|\A{e}[ \t]*\Z")
-
-
 def _is_comment(text: str) -> bool:
     stripped = text.lstrip(GO_SPACE)
     return stripped[:1] == "#"
@@ -71,7 +64,7 @@ class LogicalLine:
     end_line: int
     # (offset in `joined`, physical line number, 0-based column in that line) per piece
     pieces: list[tuple[int, int, int]] = field(default_factory=list)
-    empty_continuation: bool = False
+    empty_lines: list[int] = field(default_factory=list)  # blank lines inside continuations
 
     def locate(self, offset: int) -> tuple[int, int]:
         """The (line, 1-based column) of character `offset` of `joined`."""
@@ -99,7 +92,6 @@ class Scanner:
             self.lines.append(lines[-1])
         self.pos = 0  # index of the next physical line to read
         self.escape = "\\"
-        self._cont = _continuation_regex("\\")
         self.directives: list[Directive] = []
         self.comments: list[Comment] = []
         self._directives_done = False
@@ -158,18 +150,22 @@ class Scanner:
                                  f"invalid escape token '{value}' does not match ` or \\",
                                  number, column, hint="use `# escape=\\` or `# escape=``")
             self.escape = value
-            self._cont = _continuation_regex(value)
         span = Span(self.path, number, column, number, column + len(token))
         self.directives.append(Directive(name=name, value=value, span=span))
         return True
 
     def _trim_continuation(self, text: str) -> tuple[str, bool]:
-        """Remove a trailing continuation escape; True when the instruction ends here."""
-        if not text.rstrip(" \t").endswith(self.escape):  # fast path: most lines
+        """Remove a trailing continuation escape; True when the instruction ends here.
+
+        Same result as BuildKit's regexp `([^E])E[ \\t]*$|^E[ \\t]*$` → `$1` (E = escape),
+        without the regexp: this runs for every physical line."""
+        body = text.rstrip(" \t")
+        if not body.endswith(self.escape):
             return text, True
-        if self._cont.search(text):
-            return self._cont.sub(r"\1", text, count=1), False
-        return text, True
+        body = body[:-1]
+        if body and body[-1] == self.escape:  # an escaped escape is a literal character
+            return text, True
+        return body, False
 
     def _note_comment(self, raw: str, number: int) -> None:
         token = _trim_newline(raw)
@@ -213,7 +209,7 @@ class Scanner:
                     continue  # comments inside a continuation are skipped
                 token = _trim_newline(raw)  # continuation lines keep their indentation
                 if token.lstrip(GO_SPACE) == "":
-                    logical.empty_continuation = True
+                    logical.empty_lines.append(number)
                     continue
                 token, done = self._trim_continuation(token)
                 logical.pieces.append((length, number, 0))
