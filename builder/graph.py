@@ -27,6 +27,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, NewType
 
 from builder.digest import Fingerprint
+from builder.errors import Diagnostic
 from builder.source import Span
 
 StepId = NewType("StepId", str)
@@ -490,7 +491,7 @@ class BuildPlan:
     spans: Mapping[StepId, Span] = field(default_factory=dict)
     context_excludes: tuple[str, ...] = ()
     build_args: tuple[tuple[str, str], ...] = ()
-    warnings: tuple[Any, ...] = ()
+    warnings: tuple[Diagnostic, ...] = ()
 
     @property
     def target_stage(self) -> Stage:

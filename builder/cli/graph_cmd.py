@@ -107,4 +107,4 @@ def register(app: typer.Typer) -> None:
                   GraphFormat.json: to_json}[format]
         sys.stdout.write(render(plan, source))
         for warning in plan.warnings:
-            print(format_diagnostic(warning), file=sys.stderr)  # type: ignore[arg-type]
+            print(format_diagnostic(warning), file=sys.stderr)

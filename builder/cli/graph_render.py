@@ -162,5 +162,6 @@ def to_json(plan: BuildPlan, source: SourceText | None = None) -> str:
     edges = [[dep, sid] for sid in _all_steps(plan) for dep in plan.steps[sid].inputs]
     doc = {"target": plan.target, "pruned": list(plan.pruned), "stages": stages,
            "steps": steps, "edges": edges,
-           "warnings": [getattr(w, "message", str(w)) for w in plan.warnings]}
+           "warnings": [{"code": w.code, "severity": w.severity.value, "message": w.message,
+                         "span": str(w.span) if w.span else None} for w in plan.warnings]}
     return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from builder.errors import DockerfileError
+from builder.errors import Diagnostic, DockerfileError
 from builder.frontend.expand import ExpansionError, ShellLexer
 from builder.frontend.options import PlanOptions
 from builder.graph import (
@@ -145,7 +145,7 @@ class PlanContext:
         self.meta_args: dict[str, str | None] = {}
         self.build_args: dict[str, str] = {}
         self.consumed: set[str] = set()
-        self.warnings: list[object] = []
+        self.warnings: list[Diagnostic] = []
         self.target_platform = options.target_platform or options.build_platform
         self.dockerfile_stages: list[From] = []
         self.by_name_all: dict[str, int] = {}

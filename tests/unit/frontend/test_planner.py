@@ -99,7 +99,7 @@ def test_proxy_args_reach_run_but_not_id_or_history() -> None:
 
 def test_unused_build_arg_is_a_warning() -> None:
     p = _plan("FROM scratch\n", build_args=(("NOPE", "1"),))
-    assert [w.code for w in p.warnings] == ["DF-UNUSED-ARG"]  # type: ignore[attr-defined]
+    assert [w.code for w in p.warnings] == ["DF-UNUSED-ARG"]
 
 
 def test_run_history_lists_build_args_like_buildkit() -> None:
@@ -234,7 +234,7 @@ def test_target_selection_and_pruning() -> None:
 def test_pruned_stage_errors_are_warnings() -> None:
     p = _plan("FROM alpine AS broken\nLABEL x=${X:?}\nFROM scratch\n")
     assert p.pruned == (0,)
-    assert p.warnings[0].code == "DF-PRUNED-STAGE"  # type: ignore[attr-defined]
+    assert p.warnings[0].code == "DF-PRUNED-STAGE"
     with pytest.raises(DockerfileError):
         _plan("FROM alpine AS broken\nLABEL x=${X:?}\nFROM scratch\n", target="broken")
 
