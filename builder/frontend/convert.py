@@ -174,6 +174,10 @@ def convert_run(ctx: PlanContext, st: StageState, inst: n.Instruction) -> None:
     if security not in ("sandbox", "insecure"):
         raise ctx.error("DF-FLAG", f'RUN: unsupported security mode "{security}"',
                         (inst.flag("security") or inst).span, hint="use sandbox or insecure")
+    if "device" in flags:
+        raise ctx.error("DF-UNSUPPORTED", "RUN --device (Dockerfile labs) is not supported by "
+                        "pybuild", (inst.flag("device") or inst).span,
+                        hint="remove --device, or build this Dockerfile with BuildKit")
     mounts = [_mount(ctx, st, inst, v) for v in flags.get("mount", ())]  # type: ignore[union-attr]
     cmd = inst.command
     if cmd.exec_form:

@@ -114,6 +114,8 @@ ERRORS = [
      "invalid --checksum"),
     ("onbuild-from", "FROM alpine\nONBUILD FROM busybox\n", (), 2, 9,
      "isn't allowed as an ONBUILD trigger"),
+    ("unsupported-device", "FROM alpine\nRUN --device=/dev/fuse true\n", (), 2, 5,
+     "RUN --device (Dockerfile labs) is not supported"),
     ("instruction-before-from", "RUN true\nFROM alpine\n", (), 1, 1,
      "no build stage in current context"),
 ]
