@@ -79,6 +79,14 @@ def test_stdin_dockerfile_and_dockerignore(tmp_path: Path) -> None:
     assert ctx["excludes"] == ["*.log", "!keep.log"]
 
 
+def test_bad_dockerignore_pattern_is_reported_at_its_line(tmp_path: Path) -> None:
+    ctx = _ctx(tmp_path, "FROM scratch\n")
+    (ctx / ".dockerignore").write_text("a\n!\n")
+    r = run_pybuild("graph", str(ctx))
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr.startswith(f"{ctx / '.dockerignore'}:2:1: error DI-PATTERN"), r.stderr
+
+
 ERRORS = [
     ("unknown-stage-index", "FROM alpine\nCOPY --from=5 /a /b\n", (), 2, 6,
      "invalid stage index 5"),
