@@ -91,15 +91,18 @@ def resolve_dest(workdir: str, dest: str) -> str:
 def convert_env(ctx: PlanContext, st: StageState, inst: n.Instruction) -> None:
     assert isinstance(inst, n.Env)
     _no_flags(ctx, inst)
-    parts = []
+    # Every pair is expanded with the environment from before this ENV (`ENV a=1 b=$a` sees
+    # the old `a`), as BuildKit expands the whole instruction before dispatching it.
+    pairs = []
     for kv in inst.pairs:
         key = ctx.expand(kv.key, st.run_env, inst)
         value = ctx.expand(kv.value, st.run_env, inst)
         if not key:
             raise ctx.error("DF-ARGS", "ENV names can not be blank", kv.span or inst.span)
+        pairs.append((key, value))
+    for key, value in pairs:
         st.set_env(key, value)
-        parts.append(f"{key}={value}")
-    st.commit("ENV " + " ".join(parts))
+    st.commit("ENV " + " ".join(f"{k}={v}" for k, v in pairs))
 
 
 def convert_label(ctx: PlanContext, st: StageState, inst: n.Instruction) -> None:

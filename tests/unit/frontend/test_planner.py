@@ -70,6 +70,19 @@ def test_env_overrides_arg_and_args_are_not_persisted() -> None:
     assert env["X"] == "env" and "Y" not in env
 
 
+def test_env_pairs_see_the_environment_before_the_instruction() -> None:
+    # Dockerfile reference: `ENV abc=hello` then `ENV abc=bye def=$abc` gives def=hello.
+    p = _plan("FROM scratch\nENV abc=hello\nENV abc=bye def=$abc\n")
+    env = p.stages[0].config.env_map()
+    assert (env["abc"], env["def"]) == ("bye", "hello")
+
+
+def test_arg_pairs_apply_one_after_another() -> None:
+    p = _plan("FROM scratch\nARG a=1 b=${a}2\nRUN x\n")
+    env = _env(_execs(p)[0])
+    assert (env["a"], env["b"]) == ("1", "12")
+
+
 def test_arg_default_expands_with_earlier_values() -> None:
     p = _plan("FROM scratch\nENV BASE=/opt\nARG DIR=$BASE/app\nWORKDIR $DIR\n")
     assert p.stages[0].config.working_dir == "/opt/app"
