@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -55,3 +57,15 @@ def test_json_round_trips(case: Path) -> None:
     assert set(doc["steps"]) == set(p.steps)
     assert [s["pruned"] for s in doc["stages"]] == [i in p.pruned for i in range(len(p.stages))]
     assert len(doc["edges"]) == sum(len(s.inputs) for s in p.steps.values())
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda p: p.name)
+def test_graphviz_accepts_the_dot(case: Path) -> None:
+    dot = shutil.which("dot")
+    if dot is None:
+        pytest.skip("graphviz `dot` is not installed (Debian package graphviz)")
+    p, src = _load(case)
+    r = subprocess.run([dot, "-Tsvg"], input=to_dot(p, src), capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0 and not r.stderr, r.stderr
+    assert "<svg" in r.stdout
