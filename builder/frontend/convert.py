@@ -429,7 +429,8 @@ def convert_workdir(ctx: PlanContext, st: StageState, inst: n.Instruction) -> No
     _no_flags(ctx, inst)
     path = ctx.expand(inst.path, st.run_env, inst)
     if not path:
-        raise ctx.error("DF-ARGS", "WORKDIR requires a non-empty path", inst.span)
+        raise ctx.error("DF-ARGS", f"WORKDIR path {inst.path!r} is empty after variable "
+                        "expansion", inst.span, hint="give the variable a value (ARG/ENV)")
     wd = normalize_workdir(st.working_dir, path)
     st.working_dir = wd
     step = None

@@ -357,3 +357,28 @@ def test_add_git_source_and_local_lookalike() -> None:
     assert (git.url, git.ref, git.subdir, git.keep_git_dir) == (
         "https://github.com/a/b.git", "v1", "sub", True)
     assert isinstance(p.steps[local_copy.source], ContextSource)  # type: ignore[attr-defined]
+
+
+# --------------------------------------------------------------------------- build checks
+
+
+def test_undefined_var_warning_with_suggestion() -> None:
+    p = _plan("FROM scratch\nENV APP_HOME=/app\nWORKDIR /x$APP_HOM\nARG DECLARED\n"
+              "LABEL a=$DECLARED b=$NOPE\n")
+    found = [(w.code, w.message, w.hint, w.span.line) for w in p.warnings if w.span]
+    assert ("UndefinedVar", "Usage of undefined variable '$APP_HOM'", "did you mean $APP_HOME?",
+            3) in found
+    assert [m for _, m, _, _ in found if "DECLARED" in m] == []  # declared ARG, even unset
+    assert any("$NOPE" in m for _, m, _, _ in found)
+
+
+def test_undefined_arg_in_from() -> None:
+    p = _plan("ARG VERSION=1\nFROM alpine:$VERSON\nFROM alpine:$VERSION\n")
+    w = [x for x in p.warnings if x.code == "UndefinedArgInFrom"]
+    assert len(w) == 1 and w[0].message == "FROM argument 'VERSON' is not declared"
+    assert w[0].hint == "did you mean VERSION?" and w[0].span.line == 2  # type: ignore[union-attr]
+
+
+def test_checks_skip_pruned_stages() -> None:
+    p = _plan("FROM alpine AS unused\nLABEL a=$NOPE\nFROM scratch\n")
+    assert p.pruned == (0,) and not [w for w in p.warnings if w.code == "UndefinedVar"]
