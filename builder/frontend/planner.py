@@ -327,7 +327,9 @@ def _freeze(st: StageState) -> Stage:
 def _unused_build_args(ctx: PlanContext) -> None:
     proxies = {p.lower() for p in PROXY_ARGS}
     for key in ctx.build_args:
-        if key in ctx.consumed or key.lower() in proxies:
+        # Proxies, BUILDKIT_* switches and SOURCE_DATE_EPOCH are read by the builder itself.
+        if (key in ctx.consumed or key.lower() in proxies or key.startswith("BUILDKIT_")
+                or key == "SOURCE_DATE_EPOCH"):
             continue
         ctx.warnings.append(Diag("DF-UNUSED-ARG", Severity.WARNING,
                                  f"build-arg {key} was not consumed by any ARG", None,
