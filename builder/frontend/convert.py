@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 from builder.frontend import gocompat
 from builder.frontend.expand import ExpansionError, ShellLexer
-from builder.frontend.flags import FlagProblem, parse_flags
+from builder.frontend.flags import SPECS, FlagProblem, parse_flags
 from builder.frontend.mounts import MountProblem, parse_mount
 from builder.frontend.state import PROXY_ARGS, PlanContext, StageState
 from builder.graph import (
@@ -32,7 +32,9 @@ from builder.syntax import nodes as n
 Converter = Callable[[PlanContext, StageState, n.Instruction], None]
 
 
-def flags_of(ctx: PlanContext, inst: n.Instruction, keyword: str | None = None) -> dict:
+def flags_of(ctx: PlanContext, inst: n.Instruction,
+             keyword: str | None = None) -> dict[str, object]:
+    """The instruction's flags checked against BuildKit's table; errors at the flag's span."""
     try:
         return parse_flags(inst, keyword)
     except FlagProblem as p:
@@ -42,12 +44,17 @@ def flags_of(ctx: PlanContext, inst: n.Instruction, keyword: str | None = None) 
 
 
 def _flag_hint(keyword: str) -> str:
-    from builder.frontend.flags import SPECS
-
     names = sorted(SPECS.get(keyword, {}))
     if not names:
         return f"{keyword} takes no flags"
     return f"{keyword} accepts: " + ", ".join("--" + x for x in names)
+
+
+def _list(flags: dict[str, object], name: str) -> tuple[str, ...]:
+    """The values of a repeatable flag (none when absent)."""
+    value = flags.get(name, ())
+    assert isinstance(value, tuple)
+    return value
 
 
 def _no_flags(ctx: PlanContext, inst: n.Instruction) -> None:
@@ -61,7 +68,7 @@ def normalize_workdir(current: str, new: str) -> str:
     """system.NormalizeWorkdir on Linux: relative paths chain onto the current dir."""
     if not new.startswith("/"):
         new = posixpath.join("/", current or "/", new)
-    return posixpath.normpath(new) if new not in ("", "/") else "/"
+    return _clean(new)
 
 
 def _clean(path: str) -> str:
@@ -181,7 +188,7 @@ def convert_run(ctx: PlanContext, st: StageState, inst: n.Instruction) -> None:
         raise ctx.error("DF-UNSUPPORTED", "RUN --device (Dockerfile labs) is not supported by "
                         "pybuild", (inst.flag("device") or inst).span,
                         hint="remove --device, or build this Dockerfile with BuildKit")
-    mounts = [_mount(ctx, st, inst, v) for v in flags.get("mount", ())]  # type: ignore[union-attr]
+    mounts = [_mount(ctx, st, inst, v) for v in _list(flags, "mount")]
     cmd = inst.command
     if cmd.exec_form:
         argv: tuple[str, ...] = tuple(cmd.argv)
@@ -343,7 +350,7 @@ def convert_copy(ctx: PlanContext, st: StageState, inst: n.Instruction) -> None:
             raise ctx.error("DF-FLAG", f"ADD: invalid --checksum {checksum!r}",
                             (inst.flag("checksum") or inst).span,
                             hint="expected sha256:<64 hex digits> (or a git commit)")
-    excludes = tuple(ctx.expand(str(x), st.run_env, inst) for x in flags.get("exclude", ()))
+    excludes = tuple(ctx.expand(str(x), st.run_env, inst) for x in _list(flags, "exclude"))
     # Fields every Copy step of this instruction shares; each source kind fills in the rest.
     template = Copy(root=st.root, source=None, sources=(), dest=dest,
                     chown=str(flags.get("chown", "")), chmod=chmod,
