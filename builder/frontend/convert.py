@@ -170,7 +170,7 @@ def _run_history(st: StageState, argv: tuple[str, ...]) -> str:
     return "RUN " + " ".join([*prefix, *argv])
 
 
-_HEREDOC_ONLY = re.compile(r"^<<-?\s*([\"']?)([^\s\"']+)\1\s*$")
+_HEREDOC_ONLY = re.compile(r"^[0-9]*<<-?\s*([\"']?)([^\s\"']+)\1\s*$")
 
 
 def convert_run(ctx: PlanContext, st: StageState, inst: n.Instruction) -> None:
