@@ -27,6 +27,7 @@ from builder.graph import (
     Mount,
     StepId,
 )
+from builder.source import Span
 from builder.syntax import nodes as n
 
 Converter = Callable[[PlanContext, StageState, n.Instruction], None]
@@ -257,9 +258,9 @@ def _mount(ctx: PlanContext, st: StageState, inst: n.Instruction, value: object)
 
 
 def _from_source(ctx: PlanContext, st: StageState, inst: n.Instruction, ref: str,
-                 span: object) -> StepId:
+                 span: Span) -> StepId:
     """The filesystem a `--from`/`from=` names: an earlier stage's result or an image."""
-    index = ctx.stage_ref(ref, st, inst, span)  # type: ignore[arg-type]
+    index = ctx.stage_ref(ref, st, inst, span)
     if index is not None:
         st.deps.add(index)
         return ctx.stages[index].root
@@ -295,7 +296,7 @@ def _url_filename(url: str) -> str:
     return base if base not in ("", ".") else "__unnamed__"
 
 
-def _copy_history(kind: str, flags: dict, sources: list[str], docs: list[str],
+def _copy_history(kind: str, flags: dict[str, object], sources: list[str], docs: list[str],
                   dest: str) -> str:
     parts = [kind]
     if flags.get("parents"):
