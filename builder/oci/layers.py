@@ -188,10 +188,10 @@ class _Compressor:
         elif compression is Compression.ZSTD:
             opts = {pyzstd.CParameter.compressionLevel: ZSTD_LEVEL if level is None else level,
                     pyzstd.CParameter.checksumFlag: 1}
-            if threads > 1:
-                # Multi-threaded zstd output does not depend on the worker count (≥ 1), so
-                # the bytes are the same on any machine; see zstd.h ZSTD_c_nbWorkers.
-                opts[pyzstd.CParameter.nbWorkers] = threads
+            # Always ≥ 1 worker: multi-threaded zstd output does not depend on the worker
+            # count, so the bytes are the same on a 1-core and a 64-core machine (they would
+            # differ from single-threaded mode, nbWorkers=0); see zstd.h ZSTD_c_nbWorkers.
+            opts[pyzstd.CParameter.nbWorkers] = max(1, threads)
             self._zstd = pyzstd.ZstdCompressor(opts)
 
     def _emit(self, data: bytes) -> None:
