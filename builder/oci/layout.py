@@ -373,10 +373,28 @@ class _TarOut:
         self.tf.addfile(self._info(name, tarfile.REGTYPE, len(data)), io.BytesIO(data))
 
     def stream(self, name: str, size: int, src: BinaryIO) -> None:
-        self.tf.addfile(self._info(name, tarfile.REGTYPE, size), src)
+        self.tf.addfile(self._info(name, tarfile.REGTYPE, size), _FullReads(src))
 
     def close(self) -> None:
         self.tf.close()
+
+
+class _FullReads:
+    """tarfile treats a short read as EOF; decompressors return short reads. Fill them."""
+
+    def __init__(self, src: BinaryIO) -> None:
+        self._src = src
+
+    def read(self, n: int) -> bytes:
+        data = self._src.read(n)
+        if len(data) == n or not data:
+            return data
+        parts = [data]
+        got = len(data)
+        while got < n and (more := self._src.read(n - got)):
+            parts.append(more)
+            got += len(more)
+        return b"".join(parts)
 
 
 @contextlib.contextmanager
