@@ -211,3 +211,18 @@ def test_stat_memo_invalidates_on_any_stamp_change(tmp_path: Path):
         time.sleep(0.01)
         f.write_text("b")
         assert memo.get(str(f), os.stat(f)) is None
+
+
+def test_checkout_is_keyed_by_chain_id_and_made_once(tmp_path: Path):
+    from builder.oci.image import chain_id, checkout
+
+    store = Store(tmp_path / "s")
+    img = get_image(store, _image(store, tmp_path, "hello"))
+    path = checkout(store, img.config.diff_ids)
+    assert (path / "file").read_text() == "hello"
+    assert path.name == chain_id(img.config.diff_ids).hex == img.config.diff_ids[0].hex
+    (path / "marker").write_text("same dir")
+    assert (checkout(store, img.config.diff_ids) / "marker").exists()
+    d1, d2 = Digest("1" * 64), Digest("2" * 64)
+    assert chain_id([d1, d2]) == Digest.of_bytes(f"{d1} {d2}".encode())
+    assert checkout(store, []).name == "empty"
