@@ -255,3 +255,22 @@ def test_changes_from_upperdir_reads_overlay_whiteouts_and_opaque_dirs(tmp_path:
     # overlay's own xattrs never leak into the layer
     assert not any(k.startswith("SCHILY.xattr.trusted.overlay") for m in members
                    for k in m.pax_headers)
+
+
+@pytest.mark.skipif(not IS_ROOT, reason="needs root to chown to large ids")
+def test_values_beyond_ustar_go_into_pax_records_gnu_tar_agrees(tmp_path: Path):
+    root = tmp_path / "t"
+    root.mkdir()
+    deep = root / ("d" * 80) / ("e" * 80)
+    deep.mkdir(parents=True)
+    (deep / "f").write_text("x")
+    os.symlink("t" * 150, root / "longlink")
+    os.chown(deep / "f", 3_000_000, 4_000_000)           # > 0o7777777: needs pax uid/gid
+    data, _ = layer_bytes(root, Compression.NONE)
+    members = {m.name: m for m in untar(data)}
+    f = members[f"{'d' * 80}/{'e' * 80}/f"]
+    assert (f.uid, f.gid) == (3_000_000, 4_000_000)
+    assert members["longlink"].linkname == "t" * 150
+    listing = subprocess.run(["tar", "-tvf", "-", "--numeric-owner"], input=data,
+                             capture_output=True, check=True).stdout.decode()
+    assert "3000000/4000000" in listing and f"{'e' * 80}/f" in listing
