@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
 from builder.digest import Digest
-from builder.errors import ImageError
+from builder.errors import EnvironmentProblem, ImageError
 from builder.oci.model import (
     INDEX_TYPES,
     MANIFEST_TYPES,
@@ -300,9 +300,14 @@ class Store:
         self.tmp_root = self.root / "tmp"
         self.lock_root = self.root / "locks"
         self.images_file = self.root / "images.json"
-        for d in (self.blob_root, self.layer_root, self.cache_root, self.rootfs_root,
-                  self.tmp_root, self.lock_root):
-            d.mkdir(parents=True, exist_ok=True)
+        try:
+            for d in (self.blob_root, self.layer_root, self.cache_root, self.rootfs_root,
+                      self.tmp_root, self.lock_root):
+                d.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise EnvironmentProblem(
+                f"cannot use {self.root} as the pybuild store: {e.strerror}",
+                hint=f"pass --root DIR or set {ENV_ROOT} to a writable directory") from None
 
     # blobs ------------------------------------------------------------------------------------
     def blob_path(self, digest: Digest) -> Path:

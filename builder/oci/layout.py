@@ -402,7 +402,10 @@ class _FullReads:
 @contextlib.contextmanager
 def _atomic_file(path: str | os.PathLike[str]) -> Iterator[IO[bytes]]:
     dest = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", dir=dest.parent or ".")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", dir=dest.parent or ".")
+    except OSError as e:
+        raise ImageError(f"cannot write {dest}: {e.strerror}") from None
     try:
         with os.fdopen(fd, "wb") as f:
             yield f

@@ -84,3 +84,13 @@ def test_errors_are_clean(tmp_path: Path):
     assert r.returncode == 2
     r = pb(store, "tag", "nope", "BAD NAME", ok=False)
     assert r.returncode == 1 and "no such image" in r.stderr
+
+
+def test_unusable_store_and_unwritable_output_are_reported_not_raised(tmp_path: Path):
+    (tmp_path / "file").write_text("x")
+    r = run_pybuild("--root", str(tmp_path / "file" / "store"), "images")
+    assert r.returncode == 4 and "cannot use" in r.stderr and "--root" in r.stderr
+    store = tmp_path / "store"
+    pb(store, "import", str(busybox_rootfs(tmp_path / "rootfs")), "-t", "bb")
+    r = pb(store, "save", "bb", "-o", str(tmp_path / "missing" / "x.tar"), ok=False)
+    assert r.returncode == 1 and f"cannot write {tmp_path}/missing/x.tar" in r.stderr
