@@ -59,14 +59,26 @@ _MAX_SYMLINK_HOPS = 40
 
 
 class _Applier:
-    def __init__(self, target: Path, name: str, is_root: bool) -> None:
+    """Applies layers, one at a time (`begin` each), into one target directory."""
+
+    def __init__(self, target: Path, is_root: bool) -> None:
         self.target = target
-        self.name = name
+        self.name = ""
         self.is_root = is_root
         self.root_fd = os.open(target, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         self.written: set[str] = set()
         self.written_ancestors: set[str] = set()
         self.dir_times: list[tuple[str, int]] = []
+        # Unprivileged: a directory's final mode (say 0555) would lock us out of creating
+        # its children (root has CAP_DAC_OVERRIDE), so directories stay u+rwx until the end
+        # of the whole stack; see `finish_modes`.
+        self.deferred_modes: dict[str, int] = {}
+
+    def begin(self, name: str) -> None:
+        """Start a layer: whiteouts and opaque markers only hide what came before it."""
+        self.name = name
+        self.written.clear()
+        self.written_ancestors.clear()
 
     def close(self) -> None:
         os.close(self.root_fd)
@@ -78,6 +90,7 @@ class _Applier:
         Raises _Hostile when resolution would leave the root."""
         todo = [c for c in rel.split("/") if c and c != "."] if rel else []
         stack: list[int] = []
+        names: list[str] = []       # the resolved path, for recording deferred modes
         hops = 0
         cur = self.root_fd
         try:
@@ -87,6 +100,7 @@ class _Applier:
                     if not stack:
                         raise _Hostile(f"path {rel!r} resolves outside the root")
                     os.close(stack.pop())
+                    names.pop()
                     cur = stack[-1] if stack else self.root_fd
                     continue
                 try:
@@ -104,6 +118,7 @@ class _Applier:
                     if link.startswith("/"):
                         while stack:
                             os.close(stack.pop())
+                        names.clear()
                         cur = self.root_fd
                     todo = [c for c in link.split("/") if c and c != "."] + todo
                     continue
@@ -112,7 +127,13 @@ class _Applier:
                 fd = os.open(comp, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
                              dir_fd=cur)
                 stack.append(fd)
+                names.append(comp)
                 cur = fd
+                if create and not self.is_root and st.st_mode & 0o700 != 0o700:
+                    # A lower layer left it read-only (say 0555): open it up for our writes
+                    # and restore the mode in finish_modes.
+                    self.deferred_modes.setdefault("/".join(names), stat.S_IMODE(st.st_mode))
+                    os.fchmod(fd, stat.S_IMODE(st.st_mode) | 0o700)
             return os.dup(cur)
         finally:
             for fd in stack:
@@ -268,7 +289,11 @@ class _Applier:
         """Ownership, then mode (chown clears setuid/setgid), then xattrs."""
         if self.is_root:
             os.fchown(fd, m.uid, m.gid)
-        os.fchmod(fd, m.mode & 0o7777)
+        mode = m.mode & 0o7777
+        if m.isdir() and not self.is_root:
+            self.deferred_modes[check_relpath(m.name)] = mode
+            mode |= 0o700
+        os.fchmod(fd, mode)
         for key, value in m.pax_headers.items():
             if key.startswith("SCHILY.xattr."):
                 name = key[len("SCHILY.xattr."):]
@@ -296,6 +321,23 @@ class _Applier:
                     os.utime(fd, ns=(ns, ns))
                 finally:
                     os.close(fd)
+        self.dir_times.clear()
+
+    def finish_modes(self) -> None:
+        """Unprivileged only: give directories their real modes, deepest first."""
+        for path in sorted(self.deferred_modes, key=lambda p: p.count("/"), reverse=True):
+            try:
+                fd = self.resolve_dir(path, create=False)
+            except _Hostile:
+                continue
+            if fd is not None:
+                try:
+                    st = os.fstat(fd)
+                    os.fchmod(fd, self.deferred_modes[path])
+                    os.utime(fd, ns=(st.st_atime_ns, st.st_mtime_ns))
+                finally:
+                    os.close(fd)
+        self.deferred_modes.clear()
 
 
 def apply_layer(stream: ReadStream, target: str | os.PathLike[str], *, name: str = "layer",
@@ -307,8 +349,16 @@ def apply_layer(stream: ReadStream, target: str | os.PathLike[str], *, name: str
     If `stream` has a `drain()` (a store VerifiedReader) it is drained at the end so the blob
     digest is verified even though tar stops reading at its end-of-archive marker.
     """
-    root = is_root if is_root is not None else os.geteuid() == 0
-    ap = _Applier(Path(target), name, root)
+    ap = _Applier(Path(target), is_root if is_root is not None else os.geteuid() == 0)
+    try:
+        _apply_one(ap, stream, name)
+        ap.finish_modes()
+    finally:
+        ap.close()
+
+
+def _apply_one(ap: _Applier, stream: ReadStream, name: str) -> None:
+    ap.begin(name)
     entry = ""
     try:
         with decompressed(stream) as plain:
@@ -333,17 +383,19 @@ def apply_layer(stream: ReadStream, target: str | os.PathLike[str], *, name: str
         where = f" at entry {entry!r}" if entry else ""
         raise ImageError(f"cannot apply layer {name}{where}: {e}",
                          hint="the layer is truncated or corrupt") from None
-    finally:
-        ap.close()
 
 
 def apply_layers(store: Store, diff_ids: Sequence[Digest],
                  target: str | os.PathLike[str], *, is_root: bool | None = None) -> None:
     """Unpack the stack `diff_ids` (base first) from the store into `target`."""
-    for i, diff_id in enumerate(diff_ids):
-        rec = store.get_layer(diff_id)
-        if rec is None:
-            raise ImageError(f"layer {i} ({diff_id}) is not in the store")
-        desc = rec.best_for_reading()
-        with store.open_blob(desc.digest) as raw:
-            apply_layer(raw, target, name=f"{i} ({diff_id.short})", is_root=is_root)
+    ap = _Applier(Path(target), is_root if is_root is not None else os.geteuid() == 0)
+    try:
+        for i, diff_id in enumerate(diff_ids):
+            rec = store.get_layer(diff_id)
+            if rec is None:
+                raise ImageError(f"layer {i} ({diff_id}) is not in the store")
+            with store.open_blob(rec.best_for_reading().digest) as raw:
+                _apply_one(ap, raw, f"{i} ({diff_id.short})")
+        ap.finish_modes()
+    finally:
+        ap.close()

@@ -7,9 +7,11 @@ import hashlib
 import io
 import os
 import random
+import shutil
 import stat
 import subprocess
 import tarfile
+import tempfile
 import time
 from pathlib import Path
 
@@ -274,3 +276,41 @@ def test_values_beyond_ustar_go_into_pax_records_gnu_tar_agrees(tmp_path: Path):
     listing = subprocess.run(["tar", "-tvf", "-", "--numeric-owner"], input=data,
                              capture_output=True, check=True).stdout.decode()
     assert "3000000/4000000" in listing and f"{'e' * 80}/f" in listing
+
+
+@pytest.mark.skipif(not IS_ROOT, reason="needs root to drop to an unprivileged user")
+def test_unprivileged_apply_keeps_read_only_dirs_writable_until_the_end(
+        request: pytest.FixtureRequest):
+    ro, _ = _d("ro")
+    ro.mode = 0o555
+    base = _tar([(ro, None), _f("ro/f", b"1")])
+    top = _tar([_f("ro/g", b"2")])
+    dev = tarfile.TarInfo("null")
+    dev.type = tarfile.CHRTYPE
+    # pytest's tmp_path is not traversable by nobody; use a world-traversable scratch dir.
+    scratch = Path(tempfile.mkdtemp(prefix="pybuild-unpriv-"))
+    os.chmod(scratch, 0o755)
+    request.addfinalizer(lambda: shutil.rmtree(scratch))
+    target = scratch / "root"
+    target.mkdir()
+    os.chown(target, 65534, 65534)
+    pid = os.fork()
+    if pid == 0:  # the child: nobody, no capabilities
+        code = 1
+        try:
+            os.setgroups([])
+            os.setgid(65534)
+            os.setuid(65534)
+            _apply(target, base, top)                         # is_root detected: False
+            try:
+                _apply(target, _tar([(dev, None)]))
+            except ImageError:
+                code = 0
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert stat.S_IMODE(os.stat(target / "ro").st_mode) == 0o555
+    assert (target / "ro" / "f").read_bytes() == b"1"
+    assert (target / "ro" / "g").read_bytes() == b"2"
+    assert os.stat(target / "ro" / "g").st_uid == 65534
