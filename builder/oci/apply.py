@@ -35,6 +35,7 @@ from builder.oci.changeset import (
 from builder.oci.compression import BLOCK, decompressed
 from builder.store import ReadStream, Store
 
+OVERLAY_OPAQUE_XATTR = "trusted.overlay.opaque"
 MAX_META_HEADER = 1 << 20       # refuse PAX / GNU long-name headers bigger than 1 MiB
 
 
@@ -61,8 +62,9 @@ _MAX_SYMLINK_HOPS = 40
 class _Applier:
     """Applies layers, one at a time (`begin` each), into one target directory."""
 
-    def __init__(self, target: Path, is_root: bool) -> None:
+    def __init__(self, target: Path, is_root: bool, overlay: bool = False) -> None:
         self.target = target
+        self.overlay = overlay
         self.name = ""
         self.is_root = is_root
         self.root_fd = os.open(target, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -187,14 +189,20 @@ class _Applier:
             fd = self.resolve_dir(parent, create=True)
             assert fd is not None
             try:
-                self._prune_unwritten(fd, parent)
+                if self.overlay:
+                    os.setxattr(fd, OVERLAY_OPAQUE_XATTR, b"y")
+                else:
+                    self._prune_unwritten(fd, parent)
             finally:
                 os.close(fd)
             return
         if base.startswith(WHITEOUT_PREFIX):
             victim = base[len(WHITEOUT_PREFIX):]
-            if not victim or victim in (".", ".."):
+            if not victim or victim in (".", "..") or "/" in victim:
                 raise _Hostile(f"bad whiteout {base!r}")
+            if self.overlay:
+                self._overlay_whiteout(parent, victim)
+                return
             fd = self.resolve_dir(parent, create=False)
             if fd is None:
                 return
@@ -211,6 +219,20 @@ class _Applier:
         finally:
             os.close(pfd)
         self._mark_written(path)
+
+    def _overlay_whiteout(self, parent: str, victim: str) -> None:
+        """Overlay form: a 0:0 character device where the deleted entry was
+        (Documentation/filesystems/overlayfs.rst, "whiteouts and opaque directories")."""
+        if not self.is_root:
+            raise _Hostile("overlay whiteouts (0:0 character devices) need root")
+        fd = self.resolve_dir(parent, create=True)
+        assert fd is not None
+        try:
+            self._remove(fd, victim)
+            os.mknod(victim, stat.S_IFCHR | 0o600, os.makedev(0, 0), dir_fd=fd)
+        finally:
+            os.close(fd)
+        self._mark_written(f"{parent}/{victim}" if parent else victim)
 
     def _create(self, pfd: int, base: str, path: str, m: tarfile.TarInfo,
                 tf: tarfile.TarFile) -> None:
@@ -341,15 +363,23 @@ class _Applier:
 
 
 def apply_layer(stream: ReadStream, target: str | os.PathLike[str], *, name: str = "layer",
-                is_root: bool | None = None) -> None:
+                is_root: bool | None = None, whiteouts: str = "apply") -> None:
     """Apply one layer (gzip, zstd or plain tar, detected) on top of `target`.
+
+    `whiteouts="apply"` deletes what `.wh.` entries and opaque markers hide (a flattened
+    rootfs). `whiteouts="overlay"` instead writes them in overlayfs' on-disk form — a 0:0
+    character device per deleted path, `trusted.overlay.opaque=y` on opaque directories — so
+    `target` (an empty dir) becomes an overlay lower directory for this one layer; root only.
 
     Raises ImageError naming the layer and entry for hostile or corrupt input; the caller
     should apply into a scratch directory and discard it on error (Store.new_rootfs does).
     If `stream` has a `drain()` (a store VerifiedReader) it is drained at the end so the blob
     digest is verified even though tar stops reading at its end-of-archive marker.
     """
-    ap = _Applier(Path(target), is_root if is_root is not None else os.geteuid() == 0)
+    if whiteouts not in ("apply", "overlay"):
+        raise ValueError(f"whiteouts must be 'apply' or 'overlay', not {whiteouts!r}")
+    ap = _Applier(Path(target), is_root if is_root is not None else os.geteuid() == 0,
+                  overlay=whiteouts == "overlay")
     try:
         _apply_one(ap, stream, name)
         ap.finish_modes()

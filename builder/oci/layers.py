@@ -51,9 +51,10 @@ from builder.oci.model import Compression, Descriptor
 from builder.store import LayerRecord, Store
 
 __all__ = [
-    "Change", "ChangeKind", "LayerResult", "apply_layer", "apply_layers", "changes_from_tree",
-    "changes_from_upperdir", "check_relpath", "commit_layer", "decompressed", "ensure_variant",
-    "open_uncompressed", "store_layer_blob", "write_layer",
+    "OPAQUE_MARKER", "WHITEOUT_PREFIX", "Change", "ChangeKind", "LayerResult", "apply_layer",
+    "apply_layers", "changes_from_tree", "changes_from_upperdir", "check_relpath",
+    "commit_layer", "decompressed", "ensure_variant", "open_uncompressed", "store_layer_blob",
+    "write_layer",
 ]
 
 STORE_COMPRESSION = Compression.ZSTD

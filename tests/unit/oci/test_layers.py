@@ -314,3 +314,29 @@ def test_unprivileged_apply_keeps_read_only_dirs_writable_until_the_end(
     assert (target / "ro" / "f").read_bytes() == b"1"
     assert (target / "ro" / "g").read_bytes() == b"2"
     assert os.stat(target / "ro" / "g").st_uid == 65534
+
+
+@pytest.mark.skipif(not IS_ROOT, reason="overlay whiteouts are 0:0 devices: root only")
+def test_overlay_whiteout_mode_writes_overlay_form_without_leaving_the_root(tmp_path: Path):
+    layer = _tar([_d("d"), _f("d/.wh..wh..opq", b""), _f("d/new"), _f(".wh.gone", b""),
+                  _f("sub/.wh.x", b"")])
+    dst = tmp_path / "lower"
+    dst.mkdir()
+    apply_layer(io.BytesIO(layer), dst, name="L", whiteouts="overlay")
+    assert os.getxattr(dst / "d", "trusted.overlay.opaque") == b"y"
+    for victim in ("gone", "sub/x"):
+        st = os.lstat(dst / victim)
+        assert stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
+    assert (dst / "d" / "new").exists() and not list(dst.rglob(".wh.*"))
+    # an absolute symlink is re-rooted, never followed to the host
+    host = tmp_path / "host"
+    host.mkdir()
+    evil = tarfile.TarInfo("evil")
+    evil.type, evil.linkname = tarfile.SYMTYPE, str(host)
+    dst2 = tmp_path / "lower2"
+    dst2.mkdir()
+    apply_layer(io.BytesIO(_tar([(evil, None), _f("evil/.wh.planted", b"")])), dst2,
+                name="L", whiteouts="overlay")
+    assert list(host.iterdir()) == []
+    with pytest.raises(ImageError, match="need root"):
+        apply_layer(io.BytesIO(layer), tmp_path / "lower", whiteouts="overlay", is_root=False)
