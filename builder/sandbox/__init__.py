@@ -1,0 +1,35 @@
+"""The sandbox: runs one process in Linux namespaces over a layered rootfs (DESIGN.md §5).
+
+Public interface (everything else in this package is private):
+
+    detect() -> ModeReport                  which rung of the ladder this machine allows, and why
+    run(spec, *, stdin=, stdout=, stderr=) -> ExecResult       run to completion
+    start(spec, *, stdin=, stdout=, stderr=) -> Process        run in the background
+    SandboxError                            the process could not be set up
+
+stdout/stderr accept a file descriptor (int), a callback receiving each output line as bytes
+(called in the thread that waits, line by line as the process writes them, the last line
+possibly without a newline), or None to inherit the caller's descriptor. stdin accepts a file
+descriptor, bytes (fed then closed) or None (/dev/null).
+"""
+
+from __future__ import annotations
+
+from builder.sandbox.mode import Mode, ModeReport, detect
+from builder.sandbox.runner import Output, Process, SandboxError, run, start
+from builder.sandbox.spec import ExecResult, IdMap, Mount, SandboxSpec
+
+__all__ = [
+    "ExecResult",
+    "IdMap",
+    "Mode",
+    "ModeReport",
+    "Mount",
+    "Output",
+    "Process",
+    "SandboxError",
+    "SandboxSpec",
+    "detect",
+    "run",
+    "start",
+]
