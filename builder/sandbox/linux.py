@@ -42,6 +42,7 @@ MNT_DETACH = 2
 
 # <linux/prctl.h>
 PR_SET_PDEATHSIG = 1
+PR_CAPBSET_DROP = 24
 PR_SET_NO_NEW_PRIVS = 38
 PR_SET_CHILD_SUBREAPER = 36
 
@@ -125,3 +126,15 @@ def loopback_up() -> None:
         res = fcntl.ioctl(s.fileno(), _SIOCGIFFLAGS, req)
         flags = struct.unpack("16sH22x", res)[1]
         fcntl.ioctl(s.fileno(), _SIOCSIFFLAGS, struct.pack("16sH22x", b"lo", flags | _IFF_UP))
+
+
+_libc.setns.argtypes = (ctypes.c_int, ctypes.c_int)
+
+
+def setns(fd: int, nstype: int) -> None:
+    """setns(2); os.setns where Python has it (3.12+)."""
+    fn = getattr(os, "setns", None)
+    if fn is not None:
+        fn(fd, nstype)
+        return
+    _check(_libc.setns(fd, nstype), "setns")

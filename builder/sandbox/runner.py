@@ -28,6 +28,7 @@ import select
 import selectors
 import shutil
 import signal
+import stat
 import tempfile
 import threading
 import time
@@ -37,6 +38,7 @@ from dataclasses import dataclass
 from builder.errors import EnvironmentProblem, PybuildError
 from builder.sandbox import linux, users
 from builder.sandbox.mode import Mode, ModeReport, detect
+from builder.sandbox.ociconfig import CAP_NUMBERS, DEFAULT_CAPS, MASKED_PATHS, READONLY_PATHS
 from builder.sandbox.spec import ExecResult, Mount, SandboxSpec
 
 Output = int | Callable[[bytes], None] | None
@@ -48,6 +50,7 @@ _FORWARD = (signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal
             signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU)
 _INIT_SIGNALS = {*_FORWARD, signal.SIGCHLD}
 _DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
+_KEEP_CAPS = frozenset(CAP_NUMBERS[c] for c in DEFAULT_CAPS)
 _DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
@@ -74,6 +77,7 @@ class _Plan:
     userxattr: bool
     uid: int
     gid: int
+    last_cap: int
 
 
 def _unavailable(report: ModeReport) -> SandboxUnavailable:
@@ -89,7 +93,9 @@ class Process:
     kills the sandbox when that thread exits: PR_SET_PDEATHSIG is per thread)."""
 
     def __init__(self, spec: SandboxSpec, pid: int, status_r: int, outputs: dict[int, Output],
-                 stdin_data: tuple[int, bytes] | None, tmpdir: str | None) -> None:
+                 stdin_data: tuple[int, bytes] | None, tmpdir: str | None,
+                 lifeline: int | None = None) -> None:
+        self._lifeline = lifeline
         self.spec = spec
         self.pid = pid
         self._pidfd = os.pidfd_open(pid)
@@ -277,7 +283,9 @@ class Process:
             self._status += chunk
 
     def _close(self) -> None:
-        for fd in (self._pidfd, self._status_r, *self._outputs):
+        for fd in (self._pidfd, self._status_r, *self._outputs, self._lifeline):
+            if fd is None:
+                continue
             try:
                 os.close(fd)
             except OSError:
@@ -289,6 +297,7 @@ class Process:
                 pass
         self._outputs = {}
         self._pidfd = self._status_r = -1
+        self._lifeline = None
         if self._tmpdir:
             shutil.rmtree(self._tmpdir, ignore_errors=True)
 
@@ -369,8 +378,16 @@ def _prepare(spec: SandboxSpec, report: ModeReport) -> tuple[_Plan, str | None]:
     if report.mode is not Mode.ROOT:
         flags |= linux.CLONE_NEWUSER
     plan = _Plan(flags, report.mode, spec.lowers, spec.upper, ovl_work, root, hosts, resolv,
-                 report.mode is not Mode.ROOT, os.getuid(), os.getgid())
+                 report.mode is not Mode.ROOT, os.getuid(), os.getgid(), _last_cap())
     return plan, tmpdir
+
+
+def _last_cap() -> int:
+    try:
+        with open("/proc/sys/kernel/cap_last_cap") as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return 40
 
 
 def start(spec: SandboxSpec, *, stdin: Input = None, stdout: Output = None,
@@ -413,20 +430,20 @@ def start(spec: SandboxSpec, *, stdin: Input = None, stdout: Output = None,
     to_close.append(status_w)
     # Whoever forks first must not inherit another thread's half-made pipes: all fds are
     # O_CLOEXEC (Python's default) and the child closes everything it does not own.
-    parent_pid = os.getpid()
     try:
-        pid = os.fork()
+        if plan.mode is Mode.ROOT:
+            pid, lifeline = _fork_root(spec, plan, child_stdio, status_w)
+        else:
+            pid, lifeline = _fork_rootless(spec, plan, child_stdio, status_w)
     except BaseException:
         for fd in (*to_close, status_r, *parent_fds):
             os.close(fd)
         if stdin_data:
             os.close(stdin_data[0])
         raise
-    if pid == 0:
-        _c1(spec, plan, parent_pid, child_stdio, status_w)  # never returns
     for fd in to_close:
         os.close(fd)
-    return Process(spec, pid, status_r, parent_fds, stdin_data, tmpdir)
+    return Process(spec, pid, status_r, parent_fds, stdin_data, tmpdir, lifeline)
 
 
 def run(spec: SandboxSpec, *, stdin: Input = None, stdout: Output = None,
@@ -449,6 +466,47 @@ def _send(fd: int, kind: bytes, body: str | bytes = b"") -> None:
         pass
 
 
+def _fork_root(spec: SandboxSpec, plan: _Plan, stdio: dict[int, int],
+               status_w: int) -> tuple[int, int]:
+    """Fork pid 1 straight into a new pid namespace (root mode, one fork).
+
+    unshare(CLONE_NEWPID) only changes the namespace of this *thread's* future children, so
+    the calling thread enters it, forks, and immediately setns()es back; other threads of
+    the caller are never affected."""
+    life_r, life_w = os.pipe()
+    own = os.open("/proc/thread-self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        linux.unshare(linux.CLONE_NEWPID)
+        try:
+            pid = os.fork()
+        except BaseException:
+            linux.setns(own, linux.CLONE_NEWPID)
+            raise
+        if pid == 0:
+            os.close(life_w)
+            _c2(spec, plan, stdio, status_w, life_r, unshare_flags=plan.flags & ~linux.CLONE_NEWPID)
+        linux.setns(own, linux.CLONE_NEWPID)
+    finally:
+        if own >= 0:
+            os.close(own)
+    os.close(life_r)
+    _send(status_w, b"P", str(pid))
+    # The lifeline's write end lives exactly as long as the caller: C2 checks it for the race
+    # between fork and PR_SET_PDEATHSIG. The Process keeps it open until it is reaped.
+    return pid, life_w
+
+
+def _fork_rootless(spec: SandboxSpec, plan: _Plan, stdio: dict[int, int],
+                   status_w: int) -> tuple[int, None]:
+    """A user namespace cannot be entered by a multi-threaded process, so a first child (C1)
+    creates all namespaces, then forks pid 1 and waits for it."""
+    parent_pid = os.getpid()
+    pid = os.fork()
+    if pid == 0:
+        _c1(spec, plan, parent_pid, stdio, status_w)  # never returns
+    return pid, None
+
+
 def _c1(spec: SandboxSpec, plan: _Plan, parent_pid: int, stdio: dict[int, int],
         status_w: int) -> None:
     code = 125
@@ -456,22 +514,12 @@ def _c1(spec: SandboxSpec, plan: _Plan, parent_pid: int, stdio: dict[int, int],
         linux.set_pdeathsig(signal.SIGKILL)
         if os.getppid() != parent_pid:
             os._exit(125)
-        os.setsid()  # out of the terminal's process group: Ctrl-C reaches only pybuild
-        # stdio for everything below; dup2 makes the targets inheritable.
-        for target, fd in stdio.items():
-            if fd != target:
-                os.dup2(fd, target)
-        if plan.mode is Mode.ROOT:
-            linux.unshare(plan.flags)
-        else:
-            _enter_userns(plan)
-        if spec.network == "none":
-            linux.loopback_up()
+        _enter_userns(plan)
         life_r, life_w = os.pipe()
         pid = os.fork()
         if pid == 0:
             os.close(life_w)
-            _c2(spec, plan, status_w, life_r)  # never returns
+            _c2(spec, plan, stdio, status_w, life_r, unshare_flags=0)  # never returns
         os.close(life_r)
         _send(status_w, b"P", str(pid))
         os.close(status_w)
@@ -505,30 +553,32 @@ def _describe(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-def _c2(spec: SandboxSpec, plan: _Plan, status_w: int, life_r: int) -> None:
+def _armed(life_r: int) -> None:
+    """Arm PR_SET_PDEATHSIG, then close the fork race: a cut lifeline means the parent is gone."""
+    linux.set_pdeathsig(signal.SIGKILL)
+    if select.select([life_r], [], [], 0)[0]:
+        os._exit(125)
+
+
+def _c2(spec: SandboxSpec, plan: _Plan, stdio: dict[int, int], status_w: int, life_r: int,
+        unshare_flags: int) -> None:
     """pid 1: build the root, start the command, then reap and forward signals until it exits."""
     try:
-        linux.set_pdeathsig(signal.SIGKILL)
-        # The fork race: if C1 died before PDEATHSIG was armed, its lifeline is already cut.
-        if select.select([life_r], [], [], 0)[0]:
-            os._exit(125)
         signal.pthread_sigmask(signal.SIG_BLOCK, _INIT_SIGNALS)
+        _armed(life_r)
+        os.setsid()  # out of the terminal's process group: Ctrl-C reaches only pybuild
+        for target, fd in stdio.items():
+            if fd != target:
+                os.dup2(fd, target)  # dup2 makes the target inheritable
+        if unshare_flags:
+            linux.unshare(unshare_flags)
+        if spec.network == "none":
+            linux.loopback_up()
         stubs = _build_root(spec, plan)
         _send(status_w, b"T", json.dumps(stubs))
         linux.sethostname(spec.hostname)
-        with open("/etc/passwd", errors="replace") as f:
-            passwd = f.read()
-    except FileNotFoundError:
-        passwd = ""
-    except BaseException as exc:  # noqa: BLE001
-        _send(status_w, b"E", _describe(exc))
-        os._exit(125)
-    try:
-        try:
-            with open("/etc/group", errors="replace") as f:
-                group = f.read()
-        except FileNotFoundError:
-            group = ""
+        passwd = _read_or_empty("/etc/passwd")
+        group = _read_or_empty("/etc/group")
         user = users.resolve(spec.user, passwd, group, spec.groups)
         env = dict(e.partition("=")[::2] for e in spec.env)
         env.setdefault("HOME", user.home)
@@ -536,44 +586,67 @@ def _c2(spec: SandboxSpec, plan: _Plan, status_w: int, life_r: int) -> None:
         if not os.path.isdir(spec.cwd):
             os.makedirs(spec.cwd, 0o755)
         os.chdir(spec.cwd)
+        # Docker's default capabilities only: a RUN step must not load modules or remount /.
+        for cap in range(plan.last_cap + 1):
+            if cap not in _KEEP_CAPS:
+                linux.prctl(linux.PR_CAPBSET_DROP, cap)
+        # pid 1 itself drops to the user: it only reaps and signals its own child, and then
+        # the command can be started with posix_spawn (vfork+exec) instead of a second fork.
+        os.setgroups(list(user.groups))
+        os.setgid(user.gid)
+        os.setuid(user.uid)
+        _armed(life_r)  # changing credentials clears PDEATHSIG: re-arm it
+        keep = sorted((status_w, life_r))
+        os.closerange(3, keep[0])
+        os.closerange(keep[0] + 1, keep[1])
+        os.closerange(keep[1] + 1, 65536)
     except BaseException as exc:  # noqa: BLE001
         _send(status_w, b"E", _describe(exc))
         os._exit(125)
-    pid = os.fork()
-    if pid == 0:
-        _c3(spec, user, env, status_w)
-    os.close(life_r)
+    argv0 = spec.argv[0]
+    try:
+        path = _which(argv0, env["PATH"])
+        # Python ignores SIGPIPE and SIGXFSZ, and pid 1 blocks the forwarded signals: the
+        # command gets default dispositions and an empty mask.
+        pid = os.posix_spawn(path, list(spec.argv), env, setsigmask=(),
+                             setsigdef=(signal.SIGPIPE, signal.SIGXFSZ, *_FORWARD))
+    except OSError as exc:
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+            where = "" if "/" in argv0 else " in $PATH"
+            _send(status_w, b"X", f"exec: {argv0!r}: executable file not found{where}")
+            _send(status_w, b"S", str(127 << 8))
+            os._exit(127)
+        _send(status_w, b"X", f"exec: {argv0!r}: {exc.strerror}")
+        _send(status_w, b"S", str(126 << 8))
+        os._exit(126)
     status = _init_loop(pid)
     _send(status_w, b"S", str(status))
     code = os.waitstatus_to_exitcode(status)
     os._exit(128 - code if code < 0 else code)
 
 
-def _c3(spec: SandboxSpec, user: users.ExecUser, env: dict[str, str], status_w: int) -> None:
+def _read_or_empty(path: str) -> str:
     try:
-        os.setgroups(list(user.groups))
-        os.setgid(user.gid)
-        os.setuid(user.uid)
-        # Python ignores SIGPIPE and SIGXFSZ; exec keeps SIG_IGN, so restore the defaults.
-        for sig in (signal.SIGPIPE, signal.SIGXFSZ):
-            signal.signal(sig, signal.SIG_DFL)
-        signal.pthread_sigmask(signal.SIG_SETMASK, ())
-        os.closerange(3, status_w)
-        os.closerange(status_w + 1, 65536)
-    except BaseException as exc:  # noqa: BLE001
-        _send(status_w, b"E", f"cannot switch to user {spec.user!r}: {_describe(exc)}")
-        os._exit(125)
-    argv0 = spec.argv[0]
-    try:
-        os.execvpe(argv0, spec.argv, env)
-    except OSError as exc:
-        if exc.errno in (errno.ENOENT, errno.ENOTDIR):
-            where = "" if "/" in argv0 else " in $PATH"
-            _send(status_w, b"X", f"exec: {argv0!r}: executable file not found{where}")
-            os._exit(127)
-        _send(status_w, b"X", f"exec: {argv0!r}: {exc.strerror}")
-        os._exit(126)
-    os._exit(127)
+        with open(path, errors="replace") as f:
+            return f.read()
+    except FileNotFoundError:
+        return ""
+
+
+def _which(argv0: str, path: str) -> str:
+    """execvp's lookup, against the spec's PATH inside the new root."""
+    if "/" in argv0:
+        return argv0
+    denied = None
+    for d in path.split(":"):
+        cand = os.path.join(d or ".", argv0)
+        if os.path.isfile(cand):
+            if os.access(cand, os.X_OK):
+                return cand
+            denied = cand
+    if denied:
+        raise PermissionError(errno.EACCES, "permission denied", denied)
+    raise FileNotFoundError(errno.ENOENT, "not found", argv0)
 
 
 def _init_loop(main: int) -> int:
@@ -597,7 +670,8 @@ def _init_loop(main: int) -> int:
 # --- the root filesystem -------------------------------------------------------------------
 
 def _stub(root: str, path: str, is_file: bool, stubs: list[str]) -> None:
-    """Create `path` (absolute inside the new root) and any missing parents; record them."""
+    """Create `path` (absolute inside the new root) and any missing parents; record them.
+    Raises SandboxError when a component is a symlink (it could point out of the root)."""
     rel = path.strip("/")
     if not rel:
         return
@@ -606,12 +680,16 @@ def _stub(root: str, path: str, is_file: bool, stubs: list[str]) -> None:
     for i, part in enumerate(parts):
         nxt = os.path.join(cur, part)
         last = i == len(parts) - 1
-        if os.path.islink(nxt):
+        try:
+            st = os.lstat(nxt)
+        except FileNotFoundError:
+            st = None
+        if st is not None and stat.S_ISLNK(st.st_mode):
             # Never follow a symlink out of the root while creating a mount point.
             target = os.readlink(nxt)
             raise SandboxError(f"mount point /{'/'.join(parts[:i + 1])} is a symlink "
                                f"(to {target}); refusing to mount over it")
-        if not os.path.lexists(nxt):
+        if st is None:
             if last and is_file:
                 os.close(os.open(nxt, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o644))
             else:
@@ -642,9 +720,16 @@ def _build_root(spec: SandboxSpec, plan: _Plan) -> list[str]:
     stubs: list[str] = []
     for d in ("proc", "sys", "dev"):
         _stub(root, d, False, stubs)
-    _stub(root, "etc/hosts", True, stubs)
-    if plan.resolv:
-        _stub(root, "etc/resolv.conf", True, stubs)
+    etc_files = [("etc/hosts", plan.hosts), ("etc/resolv.conf", plan.resolv)]
+    etc_mounts = []
+    for rel, source in etc_files:
+        if source is None:
+            continue
+        try:
+            _stub(root, rel, True, stubs)
+            etc_mounts.append((rel, source))
+        except SandboxError:
+            pass  # a symlinked /etc/resolv.conf (systemd images) is left as the image has it
     for m in spec.mounts:
         is_file = m.type == "bind" and not os.path.isdir(m.source or "")
         _stub(root, m.target, is_file, stubs)
@@ -658,6 +743,18 @@ def _build_root(spec: SandboxSpec, plan: _Plan) -> list[str]:
         M.mount("/sys", f"{root}/sys", None, M.MS_BIND | M.MS_REC)
         M.mount(None, f"{root}/sys", None,
                 M.MS_REMOUNT | M.MS_BIND | M.MS_RDONLY | nosuid_nodev_noexec)
+    for path in MASKED_PATHS:
+        target = root + path
+        if os.path.isdir(target):
+            M.mount("tmpfs", target, "tmpfs", M.MS_RDONLY, "size=0")
+        elif os.path.exists(target):
+            M.mount("/dev/null", target, None, M.MS_BIND)
+    for path in READONLY_PATHS:
+        target = root + path
+        if os.path.exists(target):
+            M.mount(target, target, None, M.MS_BIND | M.MS_REC)
+            M.mount(None, target, None, M.MS_REMOUNT | M.MS_BIND | M.MS_RDONLY
+                    | nosuid_nodev_noexec)
     dev = f"{root}/dev"
     M.mount("tmpfs", dev, "tmpfs", M.MS_NOSUID | M.MS_STRICTATIME, "mode=755,size=65536k")
     for name in _DEVICES:
@@ -683,9 +780,8 @@ def _build_root(spec: SandboxSpec, plan: _Plan) -> list[str]:
                          ("core", "/proc/kcore")):
         os.symlink(target, f"{dev}/{link}")
 
-    M.mount(plan.hosts, f"{root}/etc/hosts", None, M.MS_BIND)
-    if plan.resolv:
-        M.mount(plan.resolv, f"{root}/etc/resolv.conf", None, M.MS_BIND)
+    for rel, source in etc_mounts:
+        M.mount(source, f"{root}/{rel}", None, M.MS_BIND)
     for m in spec.mounts:
         _mount_one(root, m)
     if spec.readonly_rootfs:
