@@ -43,7 +43,7 @@ def resolve(user: str, passwd: str, group: str, extra_groups: tuple[str, ...] = 
     HOME to "/"); a name must. An explicit group (name or gid) replaces the primary group AND
     drops the supplementary groups from /etc/group (Docker documents this); otherwise the user
     gets every group in /etc/group that lists it as a member. `extra_groups` (names or gids)
-    are always added. Raises UserNotFound."""
+    are always added. The supplementary list starts with the primary gid, as in Docker. Raises UserNotFound."""
     user_part, _, group_part = (user or "0").partition(":")
     users = _table(passwd, 7)
     groups = _table(group, 4)
@@ -69,9 +69,12 @@ def resolve(user: str, passwd: str, group: str, extra_groups: tuple[str, ...] = 
                 return int(row[2])
         raise UserNotFound(f"unable to find group {g}: no matching entries in group file")
 
-    sgids: list[int] = []
     if group_part:
         gid = group_id(group_part)
+    # Docker and BuildKit (containerd's WithAdditionalGIDs) list the primary group first.
+    sgids: list[int] = [gid]
+    if group_part:
+        pass
     elif name is not None:
         for row in groups:
             if name in row[3].split(",") and row[2].isdigit():

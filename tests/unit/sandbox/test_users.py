@@ -22,23 +22,23 @@ other:x:2000:
 
 
 @pytest.mark.parametrize("user,expected", [
-    ("", ExecUser(0, 0, (10,), "/root")),
-    ("root", ExecUser(0, 0, (10,), "/root")),
-    ("app", ExecUser(1000, 1000, (10, 29), "/home/app")),
-    ("1000", ExecUser(1000, 1000, (10, 29), "/home/app")),
-    ("app:other", ExecUser(1000, 2000, (), "/home/app")),  # explicit group drops /etc/group
-    ("app:2001", ExecUser(1000, 2001, (), "/home/app")),
-    ("1000:1", ExecUser(1000, 1, (), "/home/app")),
-    ("4242", ExecUser(4242, 0, (), "/")),  # unknown numeric uid: gid 0, HOME /
-    ("4242:4243", ExecUser(4242, 4243, (), "/")),
-    ("nohome", ExecUser(1001, 1001, (), "/")),
+    ("", ExecUser(0, 0, (0, 10), "/root")),
+    ("root", ExecUser(0, 0, (0, 10), "/root")),
+    ("app", ExecUser(1000, 1000, (1000, 10, 29), "/home/app")),
+    ("1000", ExecUser(1000, 1000, (1000, 10, 29), "/home/app")),
+    ("app:other", ExecUser(1000, 2000, (2000,), "/home/app")),  # explicit group drops /etc/group
+    ("app:2001", ExecUser(1000, 2001, (2001,), "/home/app")),
+    ("1000:1", ExecUser(1000, 1, (1,), "/home/app")),
+    ("4242", ExecUser(4242, 0, (0,), "/")),  # unknown numeric uid: gid 0, HOME /
+    ("4242:4243", ExecUser(4242, 4243, (4243,), "/")),
+    ("nohome", ExecUser(1001, 1001, (1001,), "/")),
 ])
 def test_resolve(user: str, expected: ExecUser) -> None:
     assert resolve(user, PASSWD, GROUP) == expected
 
 
 def test_extra_groups_are_added_by_name_or_id() -> None:
-    assert resolve("daemon", PASSWD, GROUP, ("other", "77", "other")).groups == (2000, 77)
+    assert resolve("daemon", PASSWD, GROUP, ("other", "77", "other")).groups == (1, 2000, 77)
 
 
 @pytest.mark.parametrize("user,needle", [
@@ -51,6 +51,6 @@ def test_unknown_names_are_errors(user: str, needle: str) -> None:
 
 
 def test_empty_files_allow_numeric_ids_only() -> None:
-    assert resolve("0", "", "") == ExecUser(0, 0, (), "/")
+    assert resolve("0", "", "") == ExecUser(0, 0, (0,), "/")
     with pytest.raises(UserNotFound):
         resolve("root", "", "")
