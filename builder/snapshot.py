@@ -47,6 +47,14 @@ class ChangeSet:
 
     root: str
     changes: tuple[Change, ...]
+    # Rootless sandboxes: how container ids map to the host ids stored in `root` (IdMap-like
+    # (inside, outside, count) triples); empty = identity. Use `owner()` to map back.
+    uid_map: tuple[tuple[int, int, int], ...] = ()
+    gid_map: tuple[tuple[int, int, int], ...] = ()
+
+    def owner(self, st: os.stat_result) -> tuple[int, int]:
+        """(uid, gid) as the container saw them, for an lstat() of an entry under `root`."""
+        return _unmap(st.st_uid, self.uid_map), _unmap(st.st_gid, self.gid_map)
 
     def source(self, change: Change) -> str:
         """Host path of an "add" entry's content."""
@@ -55,6 +63,15 @@ class ChangeSet:
     @property
     def paths(self) -> dict[str, Change]:
         return {c.path: c for c in self.changes}
+
+
+def _unmap(host_id: int, id_map: tuple[tuple[int, int, int], ...]) -> int:
+    if not id_map:
+        return host_id
+    for inside, outside, count in id_map:
+        if outside <= host_id < outside + count:
+            return inside + host_id - outside
+    return 65534  # the kernel's overflow id: not mapped into the sandbox
 
 
 def _xattrs(path: str) -> dict[str, bytes]:
@@ -90,12 +107,15 @@ def _same_dir_in_lowers(rel: str, st: os.stat_result, lowers: Iterable[str]) -> 
     return False
 
 
-def changes(upper: str, *, stubs: Iterable[str] = (), lowers: Iterable[str] = ()) -> ChangeSet:
+def changes(upper: str, *, stubs: Iterable[str] = (), lowers: Iterable[str] = (),
+            uid_map: Iterable[tuple[int, int, int]] = (),
+            gid_map: Iterable[tuple[int, int, int]] = ()) -> ChangeSet:
     """Read `upper` (an overlay upperdir after the step's process exited) into a ChangeSet.
 
     `stubs` (from ExecResult.stubs) are dropped when still empty, and so are their ancestor
     directories that hold nothing else and match the lowers' metadata (pure copy-ups).
-    `lowers` (lowest first) are consulted only for that check. Read-only; not atomic against
+    `lowers` (lowest first) are consulted only for that check. `uid_map`/`gid_map` (from
+    builder.sandbox.id_maps(), as (inside, outside, count)) are carried for `owner()`. Read-only; not atomic against
     a concurrently running process (call it after the step exited)."""
     found: dict[str, Change] = {}
     stats: dict[str, os.stat_result] = {}
@@ -135,4 +155,5 @@ def changes(upper: str, *, stubs: Iterable[str] = (), lowers: Iterable[str] = ()
             del found[parent]
             parent = parent.rpartition("/")[0]
     ordered = sorted(found.values(), key=lambda c: c.path.encode())
-    return ChangeSet(upper, tuple(ordered))
+    return ChangeSet(upper, tuple(ordered), tuple(tuple(m) for m in uid_map),  # type: ignore
+                     tuple(tuple(m) for m in gid_map))  # type: ignore[misc]

@@ -5,7 +5,9 @@ Public interface (everything else in this package is private):
     detect() -> ModeReport                  which rung of the ladder this machine allows, and why
     run(spec, *, stdin=, stdout=, stderr=) -> ExecResult       run to completion
     start(spec, *, stdin=, stdout=, stderr=) -> Process        run in the background
+    id_maps() -> (uid_map, gid_map)         how rootless sandboxes map ids (for the snapshot)
     SandboxError                            the process could not be set up
+    SandboxUnavailable                      no sandbox mode here (exit code 4, names the fix)
 
 stdout/stderr accept a file descriptor (int), a callback receiving each output line as bytes
 (called in the thread that waits, line by line as the process writes them, the last line
@@ -16,7 +18,15 @@ descriptor, bytes (fed then closed) or None (/dev/null).
 from __future__ import annotations
 
 from builder.sandbox.mode import Mode, ModeReport, detect
-from builder.sandbox.runner import Output, Process, SandboxError, run, start
+from builder.sandbox.runner import (
+    Output,
+    Process,
+    SandboxError,
+    SandboxUnavailable,
+    id_maps,
+    run,
+    start,
+)
 from builder.sandbox.spec import ExecResult, IdMap, Mount, SandboxSpec
 
 __all__ = [
@@ -29,7 +39,9 @@ __all__ = [
     "Process",
     "SandboxError",
     "SandboxSpec",
+    "SandboxUnavailable",
     "detect",
+    "id_maps",
     "run",
     "start",
 ]

@@ -153,9 +153,43 @@ def subid_range(kind: str, user: str, uid: int) -> tuple[int, int] | None:
     return None
 
 
-@functools.lru_cache(maxsize=1)
+MODE_ENV = "PYBUILD_SANDBOX_MODE"
+
+
 def detect() -> ModeReport:
-    """Probe the ladder best-first and report the first rung that works (cached)."""
+    """Probe the ladder best-first and report the first rung that works (cached per process).
+
+    PYBUILD_SANDBOX_MODE=rootless-single-id (or rootless-subid) steps DOWN the ladder, e.g. to
+    test a CI setup locally; asking for a rung above the detected one is reported, not obeyed."""
+    report = _detect()
+    wanted = os.environ.get(MODE_ENV)
+    if not wanted or wanted == report.mode.value:
+        return report
+    order = [Mode.ROOT, Mode.ROOTLESS_SUBID, Mode.ROOTLESS_SINGLE, Mode.NONE]
+    try:
+        want = Mode(wanted)
+    except ValueError:
+        return _with_note(report, f"ignored {MODE_ENV}={wanted!r}: not a mode")
+    if order.index(want) < order.index(report.mode):
+        return _with_note(report, f"ignored {MODE_ENV}={wanted}: this machine only allows "
+                                  f"{report.mode.value}")
+    if want is Mode.NONE:
+        return ModeReport(Mode.NONE, Filesystem.NONE, report.checks,
+                          f"{MODE_ENV}=none: RUN steps are refused", supported=False)
+    if report.mode is Mode.ROOT:
+        # Stepping down from root needs the rootless probes, which root skipped.
+        return _with_note(report, f"ignored {MODE_ENV}={wanted}: run as a regular user")
+    return ModeReport(want, report.filesystem, report.checks,
+                      report.reason + f" ({MODE_ENV}={wanted})", report.fix, report.supported)
+
+
+def _with_note(report: ModeReport, note: str) -> ModeReport:
+    return ModeReport(report.mode, report.filesystem, report.checks,
+                      f"{report.reason}; {note}", report.fix, report.supported)
+
+
+@functools.lru_cache(maxsize=1)
+def _detect() -> ModeReport:
     checks: list[Check] = []
     euid = os.geteuid()
     has_admin = bool(_cap_eff() & (1 << CAP_SYS_ADMIN))

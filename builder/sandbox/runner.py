@@ -24,6 +24,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import pwd
 import select
 import selectors
 import shutil
@@ -37,9 +38,9 @@ from dataclasses import dataclass
 
 from builder.errors import EnvironmentProblem, PybuildError
 from builder.sandbox import linux, users
-from builder.sandbox.mode import Mode, ModeReport, detect
+from builder.sandbox.mode import Mode, ModeReport, detect, subid_range
 from builder.sandbox.ociconfig import CAP_NUMBERS, DEFAULT_CAPS, MASKED_PATHS, READONLY_PATHS
-from builder.sandbox.spec import ExecResult, Mount, SandboxSpec
+from builder.sandbox.spec import ExecResult, IdMap, Mount, SandboxSpec
 
 Output = int | Callable[[bytes], None] | None
 Input = int | bytes | None
@@ -78,6 +79,8 @@ class _Plan:
     uid: int
     gid: int
     last_cap: int
+    uid_map: tuple[IdMap, ...] = ()
+    gid_map: tuple[IdMap, ...] = ()
 
 
 def _unavailable(report: ModeReport) -> SandboxUnavailable:
@@ -377,9 +380,33 @@ def _prepare(spec: SandboxSpec, report: ModeReport) -> tuple[_Plan, str | None]:
         flags |= linux.CLONE_NEWNET
     if report.mode is not Mode.ROOT:
         flags |= linux.CLONE_NEWUSER
+    uid, gid = os.getuid(), os.getgid()
+    uid_map, gid_map = id_maps(report)
     plan = _Plan(flags, report.mode, spec.lowers, spec.upper, ovl_work, root, hosts, resolv,
-                 report.mode is not Mode.ROOT, os.getuid(), os.getgid(), _last_cap())
+                 report.mode is not Mode.ROOT, uid, gid, _last_cap(), uid_map, gid_map)
     return plan, tmpdir
+
+
+def id_maps(report: ModeReport | None = None) -> tuple[tuple[IdMap, ...], tuple[IdMap, ...]]:
+    """The (uid_map, gid_map) sandboxes use in this mode: empty as root (no user namespace);
+    0 → us in single-id mode; plus 1..n → the subordinate range in subid mode (podman's
+    layout). The layer writer needs them to map the upper's host-side owners back."""
+    report = report or detect()
+    if report.mode is Mode.ROOT:
+        return (), ()
+    uid, gid = os.getuid(), os.getgid()
+    uid_map: tuple[IdMap, ...] = (IdMap(0, uid, 1),)
+    gid_map: tuple[IdMap, ...] = (IdMap(0, gid, 1),)
+    if report.mode is Mode.ROOTLESS_SUBID:
+        try:
+            name = pwd.getpwuid(uid).pw_name
+        except KeyError:
+            name = str(uid)
+        su, sg = subid_range("subuid", name, uid), subid_range("subgid", name, uid)
+        if su and sg:
+            uid_map += (IdMap(1, su[0], su[1]),)
+            gid_map += (IdMap(1, sg[0], sg[1]),)
+    return uid_map, gid_map
 
 
 def _last_cap() -> int:
@@ -537,14 +564,51 @@ def _c1(spec: SandboxSpec, plan: _Plan, parent_pid: int, stdio: dict[int, int],
 
 
 def _enter_userns(plan: _Plan) -> None:
-    """Rootless single-id mode: map our uid/gid to 0 in a new user namespace."""
-    linux.unshare(plan.flags)
-    with open("/proc/self/setgroups", "w") as f:
-        f.write("deny")
-    with open("/proc/self/uid_map", "w") as f:
-        f.write(f"0 {plan.uid} 1")
-    with open("/proc/self/gid_map", "w") as f:
-        f.write(f"0 {plan.gid} 1")
+    """Rootless: create all namespaces; map our uid/gid to 0 (single-id mode) or, with a
+    subuid/subgid range, 0 → us and 1..n → the range via the setuid newuidmap/newgidmap.
+
+    Those helpers must run OUTSIDE the new user namespace (a setuid binary is not setuid
+    inside it), so a helper forked before unshare waits for the go and maps us."""
+    if len(plan.uid_map) == 1:
+        linux.unshare(plan.flags)
+        with open("/proc/self/setgroups", "w") as f:
+            f.write("deny")
+        with open("/proc/self/uid_map", "w") as f:
+            f.write(f"0 {plan.uid} 1")
+        with open("/proc/self/gid_map", "w") as f:
+            f.write(f"0 {plan.gid} 1")
+        return
+    me = os.getpid()
+    go_r, go_w = os.pipe()
+    helper = os.fork()
+    if helper == 0:
+        code = 1
+        try:
+            os.close(go_w)
+            if os.read(go_r, 1) == b"1":
+                code = 0
+                for tool, maps in (("newuidmap", plan.uid_map), ("newgidmap", plan.gid_map)):
+                    args = [tool, str(me)]
+                    for m in maps:
+                        args += [str(m.inside), str(m.outside), str(m.count)]
+                    exe = shutil.which(tool) or f"/usr/bin/{tool}"
+                    pid = os.posix_spawn(exe, args, {})
+                    if os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) != 0:
+                        code = 1
+        finally:
+            os._exit(code)
+    os.close(go_r)
+    try:
+        linux.unshare(plan.flags)
+        os.write(go_w, b"1")
+    finally:
+        os.close(go_w)
+    _, status = os.waitpid(helper, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise OSError(errno.EPERM, "newuidmap/newgidmap failed to map the subordinate ids "
+                      "(check /etc/subuid and /etc/subgid)")
+    os.setresgid(0, 0, 0)
+    os.setresuid(0, 0, 0)
 
 
 def _describe(exc: BaseException) -> str:
@@ -592,9 +656,18 @@ def _c2(spec: SandboxSpec, plan: _Plan, stdio: dict[int, int], status_w: int, li
                 linux.prctl(linux.PR_CAPBSET_DROP, cap)
         # pid 1 itself drops to the user: it only reaps and signals its own child, and then
         # the command can be started with posix_spawn (vfork+exec) instead of a second fork.
-        os.setgroups(list(user.groups))
-        os.setgid(user.gid)
-        os.setuid(user.uid)
+        if len(plan.uid_map) == 1:
+            # Single-id mode: only 0 exists inside and setgroups(2) is denied (user_namespaces(7)).
+            if user.uid != 0 or user.gid != 0:
+                raise SandboxError(
+                    f"user {spec.user!r} (uid {user.uid}, gid {user.gid}) cannot exist in "
+                    "rootless single-id mode, which maps only root; add a subuid/subgid range "
+                    "for this user (usermod --add-subuids/--add-subgids) to get rootless-subid "
+                    "mode")
+        else:
+            os.setgroups(list(user.groups))
+            os.setgid(user.gid)
+            os.setuid(user.uid)
         _armed(life_r)  # changing credentials clears PDEATHSIG: re-arm it
         keep = sorted((status_w, life_r))
         os.closerange(3, keep[0])

@@ -102,3 +102,15 @@ def test_parent_with_changed_mode_is_kept(tmp_path: Path) -> None:
     (up / "etc" / "hosts").write_text("")
     cs = changes(str(up), stubs=("etc/hosts",), lowers=(str(lower),))
     assert [c.path for c in cs.changes] == ["etc"]
+
+
+def test_owner_maps_rootless_host_ids_back(tmp_path: Path) -> None:
+    up = tmp_path / "up"
+    up.mkdir()
+    cs = changes(str(up), uid_map=((0, 1001, 1), (1, 100000, 65536)),
+                 gid_map=((0, 1001, 1), (1, 100000, 65536)))
+    st = os.stat_result((0o100644, 0, 0, 1, 100999, 1001, 0, 0, 0, 0))
+    assert cs.owner(st) == (1000, 0)
+    st = os.stat_result((0o100644, 0, 0, 1, 5, 5, 0, 0, 0, 0))
+    assert cs.owner(st) == (65534, 65534)
+    assert changes(str(up)).owner(st) == (5, 5)
