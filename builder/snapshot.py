@@ -115,8 +115,8 @@ def changes(upper: str, *, stubs: Iterable[str] = (), lowers: Iterable[str] = ()
     `stubs` (from ExecResult.stubs) are dropped when still empty, and so are their ancestor
     directories that hold nothing else and match the lowers' metadata (pure copy-ups).
     `lowers` (lowest first) are consulted only for that check. `uid_map`/`gid_map` (from
-    builder.sandbox.id_maps(), as (inside, outside, count)) are carried for `owner()`. Read-only; not atomic against
-    a concurrently running process (call it after the step exited)."""
+    builder.sandbox.id_maps(), as (inside, outside, count)) are carried for `owner()`.
+    Read-only; not atomic against a running process (call it after the step exited)."""
     found: dict[str, Change] = {}
     stats: dict[str, os.stat_result] = {}
     for dirpath, dirnames, filenames in os.walk(upper):
@@ -155,5 +155,6 @@ def changes(upper: str, *, stubs: Iterable[str] = (), lowers: Iterable[str] = ()
             del found[parent]
             parent = parent.rpartition("/")[0]
     ordered = sorted(found.values(), key=lambda c: c.path.encode())
-    return ChangeSet(upper, tuple(ordered), tuple(tuple(m) for m in uid_map),  # type: ignore
-                     tuple(tuple(m) for m in gid_map))  # type: ignore[misc]
+    umap = tuple((int(a), int(b), int(c)) for a, b, c in uid_map)
+    gmap = tuple((int(a), int(b), int(c)) for a, b, c in gid_map)
+    return ChangeSet(upper, tuple(ordered), umap, gmap)

@@ -82,7 +82,8 @@ def mount(source: str | bytes | None, target: str | bytes, fstype: str | bytes |
           flags: int = 0, data: str | bytes | None = None) -> None:
     """mount(2). Raises OSError naming the target."""
     ret = _libc.mount(_b(source), _b(target), _b(fstype), flags, _b(data))
-    _check(ret, f"mount {fstype or 'bind'} on", os.fsdecode(target))
+    kind = os.fsdecode(fstype) if fstype else "bind"
+    _check(ret, f"mount {kind} on", os.fsdecode(target))
 
 
 def umount2(target: str | bytes, flags: int = 0) -> None:

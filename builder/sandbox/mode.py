@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from builder.sandbox import linux
 
 
-class Mode(str, enum.Enum):
+class Mode(enum.StrEnum):
     """Rungs of the ladder, best first."""
 
     ROOT = "root"  # (1) real root with CAP_SYS_ADMIN
@@ -25,7 +25,7 @@ class Mode(str, enum.Enum):
     NONE = "none"  # (5) no namespaces: RUN is refused
 
 
-class Filesystem(str, enum.Enum):
+class Filesystem(enum.StrEnum):
     """How the step's rootfs is assembled and its changes captured."""
 
     OVERLAY = "overlayfs"

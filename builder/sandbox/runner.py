@@ -459,7 +459,8 @@ def start(spec: SandboxSpec, *, stdin: Input = None, stdout: Output = None,
     # O_CLOEXEC (Python's default) and the child closes everything it does not own.
     try:
         if plan.mode is Mode.ROOT:
-            pid, lifeline = _fork_root(spec, plan, child_stdio, status_w)
+            pid, lifeline_fd = _fork_root(spec, plan, child_stdio, status_w)
+            lifeline: int | None = lifeline_fd
         else:
             pid, lifeline = _fork_rootless(spec, plan, child_stdio, status_w)
     except BaseException:

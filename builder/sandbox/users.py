@@ -43,7 +43,8 @@ def resolve(user: str, passwd: str, group: str, extra_groups: tuple[str, ...] = 
     HOME to "/"); a name must. An explicit group (name or gid) replaces the primary group AND
     drops the supplementary groups from /etc/group (Docker documents this); otherwise the user
     gets every group in /etc/group that lists it as a member. `extra_groups` (names or gids)
-    are always added. The supplementary list starts with the primary gid, as in Docker. Raises UserNotFound."""
+    are always added. The supplementary list starts with the primary gid, as in Docker.
+    Raises UserNotFound."""
     user_part, _, group_part = (user or "0").partition(":")
     users = _table(passwd, 7)
     groups = _table(group, 4)
@@ -54,7 +55,8 @@ def resolve(user: str, passwd: str, group: str, extra_groups: tuple[str, ...] = 
             entry = row
             break
     if entry is None and uid is None:
-        raise UserNotFound(f"unable to find user {user_part}: no matching entries in passwd file")
+        raise UserNotFound(
+            f"unable to find user {user_part}: no matching entries in passwd file")
     name = entry[0] if entry else None
     uid = uid if uid is not None else int(entry[2])  # type: ignore[index]
     gid = int(entry[3]) if entry and entry[3].isdigit() else 0
@@ -73,16 +75,13 @@ def resolve(user: str, passwd: str, group: str, extra_groups: tuple[str, ...] = 
         gid = group_id(group_part)
     # Docker and BuildKit (containerd's WithAdditionalGIDs) list the primary group first.
     sgids: list[int] = [gid]
-    if group_part:
-        pass
-    elif name is not None:
+    if not group_part and name is not None:
         for row in groups:
             if name in row[3].split(",") and row[2].isdigit():
                 sgids.append(int(row[2]))
-    for g in extra_groups:
-        sgids.append(group_id(g))
+    sgids += [group_id(extra) for extra in extra_groups]
     seen: list[int] = []
-    for g in sgids:
-        if g not in seen:
-            seen.append(g)
+    for gid_ in sgids:
+        if gid_ not in seen:
+            seen.append(gid_)
     return ExecUser(uid, gid, tuple(seen), home)

@@ -12,7 +12,7 @@ from pathlib import Path
 from builder.sandbox import ExecResult, SandboxSpec, detect
 from builder.sandbox.mode import Mode
 from builder.sandbox.ociconfig import runtime_config
-from builder.sandbox.runner import _hosts_text, _host_resolv
+from builder.sandbox.runner import _host_resolv, _hosts_text
 from builder.sandbox.users import resolve
 
 BUSYBOX = shutil.which("busybox")

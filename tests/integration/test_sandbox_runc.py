@@ -32,7 +32,8 @@ CASES = {
     "unknown-uid": dict(argv=("/bin/sh", "-c", "id; echo $HOME"), user="4242:4243"),
     "env-cwd": dict(argv=("/bin/sh", "-c", "pwd; env | sort"), cwd="/",
                     env=("PATH=/bin", "A=1", "B=x y")),
-    "caps": dict(argv=("/bin/sh", "-c", "cat /proc/self/status | grep -E '^(Cap|NoNewPrivs|Seccomp:)'")),
+    "caps": dict(argv=("/bin/sh", "-c",
+                       "cat /proc/self/status | grep -E '^(Cap|NoNewPrivs|Seccomp:)'")),
     "network-none": dict(argv=("/bin/sh", "-c", "ip -o link | cut -d' ' -f2; ip route; "
                                                 "cat /etc/hosts | grep -c localhost")),
     "dev": dict(argv=("/bin/sh", "-c", "ls /dev/null /dev/zero /dev/full /dev/random "
