@@ -6,9 +6,9 @@ from __future__ import annotations
 import io
 import os
 import signal
-import tarfile
 import subprocess
 import sys
+import tarfile
 import textwrap
 import threading
 import time

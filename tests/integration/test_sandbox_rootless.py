@@ -36,6 +36,7 @@ SCRIPT = textwrap.dedent("""
     (layer / "etc" / "gone").write_text("bye")
     (layer / "d").mkdir()
     (layer / "d" / "old").write_text("x")
+    (layer / "etc" / "apt" / "apt.conf.d").mkdir(parents=True)
     n = [0]
 
     def sh(script, **kw):
@@ -59,7 +60,8 @@ SCRIPT = textwrap.dedent("""
          "id": sh("id -u; echo $$; ip -o link | wc -l; ip route | wc -l"),
          "app": sh("id", user="app"),
          "diff": sh("rm /etc/gone; rm -rf /d; mkdir /d; echo n > /d/new; echo a > /added"),
-         "chown": sh("echo x > /f; chown 1000:1000 /f && stat -c '%u:%g' /f")}
+         "chown": sh("echo x > /f; chown 1000:1000 /f && stat -c '%u:%g' /f"),
+         "apt": sh("cat /etc/apt/apt.conf.d/zz-pybuild-no-sandbox 2>/dev/null || echo none")}
     r["mounts_unchanged"] = open("/proc/self/mountinfo").read() == before
     print(json.dumps(r))
 """)
@@ -117,6 +119,7 @@ def _common_checks(r: dict) -> None:
     assert r["diff"]["code"] == 0
     assert r["diff"]["changes"] == [["added", "add"], ["d", "opaque"], ["d/new", "add"],
                                     ["etc", "add"], ["etc/gone", "delete"]]
+    assert r["diff"]["stubs"]  # /proc, /dev ... were created and are not in the changes
     assert r["mounts_unchanged"]
 
 
@@ -135,6 +138,7 @@ def test_rootless_subid() -> None:
     _common_checks(r)
     assert r["app"]["out"].startswith("uid=1000(app) gid=1000(app)")
     assert r["chown"]["out"].strip() == "1000:1000"
+    assert r["apt"]["out"].strip() == "none"  # real ids: apt's sandbox user works
 
 
 @pytest.mark.skipif(_REASON is not None, reason=_REASON or "")
@@ -145,5 +149,8 @@ def test_rootless_single_id() -> None:
     _common_checks(r)
     # Only root exists inside; other users are refused with the fix named.
     assert "usermod --add-subuids" in r["app"]["error"]
-    # Without the (not yet written) seccomp filter, chown to an unmapped id fails honestly.
-    assert r["chown"]["code"] != 0
+    # The seccomp filter fakes chown: it "succeeds" and the file stays root's.
+    assert (r["chown"]["code"], r["chown"]["out"].strip()) == (0, "0:0")
+    # apt is told not to drop to _apt, by a mounted conf file that is not in the layer.
+    assert r["apt"]["out"].strip() == 'APT::Sandbox::User "root";'
+    assert r["diff"]["changes"][-1] == ["etc/gone", "delete"]
