@@ -644,6 +644,7 @@ def _c2(spec: SandboxSpec, plan: _Plan, stdio: dict[int, int], status_w: int, li
     try:
         signal.pthread_sigmask(signal.SIG_BLOCK, _INIT_SIGNALS)
         _armed(life_r)
+        linux.set_name("pybuild-init")
         os.setsid()  # out of the terminal's process group: Ctrl-C reaches only pybuild
         for target, fd in stdio.items():
             if fd != target:
@@ -682,9 +683,13 @@ def _c2(spec: SandboxSpec, plan: _Plan, stdio: dict[int, int], status_w: int, li
             os.setgroups(list(user.groups))
             os.setgid(user.gid)
             os.setuid(user.uid)
-        _armed(life_r)  # changing credentials clears PDEATHSIG: re-arm it
         if plan.single_id and seccomp.SUPPORTED:
-            seccomp.install()
+            seccomp.install()  # needs CAP_SYS_ADMIN in the user namespace: before capset
+        if user.uid == 0:
+            # pid 1 keeps no more power than the command (which could ptrace it otherwise).
+            linux.set_capabilities(sum(1 << c for c in _KEEP_CAPS))
+        linux.prctl(linux.PR_SET_DUMPABLE, 0)  # and the command may not ptrace pid 1 at all
+        _armed(life_r)  # changing credentials clears PDEATHSIG: re-arm it
         keep = sorted((status_w, life_r))
         os.closerange(3, keep[0])
         os.closerange(keep[0] + 1, keep[1])

@@ -86,6 +86,14 @@ def test_pid_1_is_our_init_and_reaps_orphans(step) -> None:
     assert "Z" not in states
 
 
+def test_pid_1_has_no_more_power_than_the_command(step) -> None:
+    make, _ = step
+    code, out, _ = sh(make, "cat /proc/1/comm; grep -E '^(CapEff|CapBnd)' /proc/1/status")
+    assert code == 0
+    assert out.split() == ["pybuild-init", "CapEff:", "00000000a80425fb",
+                           "CapBnd:", "00000000a80425fb"]
+
+
 def test_signals_are_forwarded_through_pid_1(step) -> None:
     make, _ = step
     ready = threading.Event()
