@@ -5,6 +5,7 @@ Public interface (everything else in this package is private):
     detect() -> ModeReport                  which rung of the ladder this machine allows, and why
     run(spec, *, stdin=, stdout=, stderr=) -> ExecResult       run to completion
     start(spec, *, stdin=, stdout=, stderr=) -> Process        run in the background
+    changes(spec, result) -> tuple[oci.layers.Change, ...]     the step's change set
     id_maps() -> (uid_map, gid_map)         how rootless sandboxes map ids (for the snapshot)
     SandboxError                            the process could not be set up
     SandboxUnavailable                      no sandbox mode here (exit code 4, names the fix)
@@ -23,6 +24,7 @@ from builder.sandbox.runner import (
     Process,
     SandboxError,
     SandboxUnavailable,
+    changes,
     id_maps,
     run,
     start,
@@ -40,6 +42,7 @@ __all__ = [
     "SandboxError",
     "SandboxSpec",
     "SandboxUnavailable",
+    "changes",
     "detect",
     "id_maps",
     "run",

@@ -21,6 +21,7 @@ modules (os, ctypes wrappers, signal) and never takes a lock another thread coul
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import json
 import os
@@ -35,10 +36,14 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from builder.errors import EnvironmentProblem, PybuildError
-from builder.sandbox import linux, seccomp, users
-from builder.sandbox.mode import Mode, ModeReport, detect, subid_range
+
+if TYPE_CHECKING:
+    from builder.oci.layers import Change
+from builder.sandbox import linux, seccomp, tree, users
+from builder.sandbox.mode import Filesystem, Mode, ModeReport, detect, subid_range
 from builder.sandbox.ociconfig import CAP_NUMBERS, DEFAULT_CAPS, MASKED_PATHS, READONLY_PATHS
 from builder.sandbox.spec import ExecResult, IdMap, Mount, SandboxSpec
 
@@ -82,6 +87,9 @@ class _Plan:
     uid_map: tuple[IdMap, ...] = ()
     gid_map: tuple[IdMap, ...] = ()
     apt_conf: str | None = None  # single-id mode: APT::Sandbox::User "root" (see _prepare)
+    fs: Filesystem = Filesystem.OVERLAY
+    fuse: str | None = None  # the fuse-overlayfs executable
+    baseline: str | None = None  # copy mode: where pid 1 saves the tree's baseline
 
     @property
     def single_id(self) -> bool:
@@ -102,8 +110,9 @@ class Process:
 
     def __init__(self, spec: SandboxSpec, pid: int, status_r: int, outputs: dict[int, Output],
                  stdin_data: tuple[int, bytes] | None, tmpdir: str | None,
-                 lifeline: int | None = None) -> None:
+                 lifeline: int | None = None, filesystem: str = "overlayfs") -> None:
         self._lifeline = lifeline
+        self._filesystem = filesystem
         self.spec = spec
         self.pid = pid
         self._pidfd = os.pidfd_open(pid)
@@ -148,7 +157,8 @@ class Process:
                 return self._result
             try:
                 timed_out = self._pump()
-                self._result = self._finish(timed_out)
+                self._result = dataclasses.replace(self._finish(timed_out),
+                                                   filesystem=self._filesystem)
             except BaseException:
                 self.kill()
                 self._reap()
@@ -394,9 +404,15 @@ def _prepare(spec: SandboxSpec, report: ModeReport) -> tuple[_Plan, str | None]:
         apt_conf = os.path.join(work, "apt-no-sandbox.conf")
         with open(apt_conf, "w") as f:
             f.write('APT::Sandbox::User "root";\n')
+    fs = report.filesystem
+    baseline = None
+    if fs is Filesystem.COPY or (fs is Filesystem.FUSE_OVERLAYFS and spec.upper is None
+                                 and len(spec.lowers) > 1):
+        baseline = os.path.join(work, tree.BASELINE)
+        fs = Filesystem.COPY
     plan = _Plan(flags, report.mode, spec.lowers, spec.upper, ovl_work, root, hosts, resolv,
                  report.mode is not Mode.ROOT, uid, gid, _last_cap(), uid_map, gid_map,
-                 apt_conf)
+                 apt_conf, fs, shutil.which("fuse-overlayfs"), baseline)
     return plan, tmpdir
 
 
@@ -484,7 +500,22 @@ def start(spec: SandboxSpec, *, stdin: Input = None, stdout: Output = None,
         raise
     for fd in to_close:
         os.close(fd)
-    return Process(spec, pid, status_r, parent_fds, stdin_data, tmpdir, lifeline)
+    return Process(spec, pid, status_r, parent_fds, stdin_data, tmpdir, lifeline,
+                   plan.fs.value)
+
+
+def changes(spec: SandboxSpec, result: ExecResult) -> tuple[Change, ...]:
+    """The change set of a finished step (for `builder.oci.layers.write_layer`), read the way
+    its filesystem was assembled: the overlay upperdir, or a diff of the copied tree."""
+    from builder import snapshot  # the layer writer's dependencies load only when needed
+
+    if spec.upper is None:
+        raise SandboxError("the spec had no upper directory: no changes were captured")
+    if result.filesystem == Filesystem.COPY.value:
+        assert spec.work is not None
+        base = tree.load_baseline(os.path.join(spec.work, tree.BASELINE))
+        return snapshot.tree_changes(spec.upper, base, stubs=result.stubs)
+    return snapshot.changes(spec.upper, stubs=result.stubs, lowers=spec.lowers)
 
 
 def run(spec: SandboxSpec, *, stdin: Input = None, stdout: Output = None,
@@ -798,7 +829,36 @@ def _build_root(spec: SandboxSpec, plan: _Plan) -> list[str]:
     M = linux
     root = plan.root
     M.mount(None, "/", None, M.MS_REC | M.MS_PRIVATE)
-    if plan.upper is not None:
+    copied = None  # copy mode: the directory the step runs in
+    if plan.fs is Filesystem.COPY:
+        copied = plan.upper or os.path.join(os.path.dirname(root), "tree")
+        os.makedirs(copied, exist_ok=True)
+        tree.checkout(plan.lowers, copied)
+        M.mount(copied, root, None, M.MS_BIND | M.MS_REC)
+    elif plan.fs is Filesystem.FUSE_OVERLAYFS and (plan.upper is not None
+                                                   or len(plan.lowers) > 1):
+        opts = f"lowerdir={':'.join(reversed(plan.lowers))}"
+        if plan.upper is not None:
+            opts += f",upperdir={plan.upper},workdir={plan.ovl_work}"
+        # fuse-overlayfs daemonizes once mounted; the daemon lives in our pid namespace and
+        # dies with it, taking the mount along.
+        exe = plan.fuse or "fuse-overlayfs"
+        log = os.path.join(os.path.dirname(root), "fuse-overlayfs.log")
+        quiet = [(os.POSIX_SPAWN_OPEN, fd, log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+                 for fd in (1, 2)]
+        pid = os.posix_spawn(exe, [exe, "-o", opts, root], {"PATH": _DEFAULT_PATH},
+                             file_actions=quiet, setsigmask=(),
+                             setsigdef=(signal.SIGPIPE, signal.SIGXFSZ))
+        if os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) != 0:
+            with open(log, errors="replace") as f:
+                why = f.read().strip().splitlines()[-1:] or ["no message"]
+            raise SandboxError(f"fuse-overlayfs could not mount the rootfs: {why[0]}")
+        # pivot_root moves the root of every process of the mount namespace that sits on the
+        # old one, and the daemon would then resolve its own paths through its own mount
+        # (a deadlock). Pivot in a fresh copy of the namespace instead; the daemon stays.
+        M.unshare(M.CLONE_NEWNS)
+        M.mount(None, "/", None, M.MS_REC | M.MS_PRIVATE)
+    elif plan.upper is not None:
         # overlay's lowerdir lists the TOP layer first; ours are lowest first.
         lower = ":".join(reversed(plan.lowers))
         opts = f"lowerdir={lower},upperdir={plan.upper},workdir={plan.ovl_work}"
@@ -829,6 +889,11 @@ def _build_root(spec: SandboxSpec, plan: _Plan) -> list[str]:
     for m in spec.mounts:
         is_file = m.type == "bind" and not os.path.isdir(m.source or "")
         _stub(root, m.target, is_file, stubs)
+
+    if copied is not None and plan.baseline:
+        # After the stubs, before anything is mounted over them: the step's changes are
+        # exactly what differs from this.
+        tree.record_baseline(copied, plan.baseline)
 
     nosuid_nodev_noexec = M.MS_NOSUID | M.MS_NODEV | M.MS_NOEXEC
     M.mount("proc", f"{root}/proc", "proc", nosuid_nodev_noexec)
