@@ -183,13 +183,14 @@ def _step_mode(report: ModeReport, wanted: str) -> ModeReport:
         want = Mode(wanted)
     except ValueError:
         return _with_note(report, f"ignored {MODE_ENV}={wanted!r}: not a mode")
-    if _ORDER.index(want) < _ORDER.index(report.mode):
+    if want is not Mode.NONE and _ORDER.index(want) < _ORDER.index(report.mode):
         return _with_note(report, f"ignored {MODE_ENV}={wanted}: this machine only allows "
                                   f"{report.mode.value}")
     if want is Mode.NONE:
         return ModeReport(Mode.NONE, Filesystem.NONE, report.checks,
-                          f"{MODE_ENV}=none: RUN steps are refused",
-                          fix=f"unset {MODE_ENV}", supported=False)
+                          f"{MODE_ENV}=none: RUN steps are refused, COPY-only builds still work",
+                          fix=f"unset {MODE_ENV} (this machine allows {report.mode.value})",
+                          supported=False)
     if report.mode is Mode.ROOT:
         # Stepping down from root needs the rootless probes, which root skipped.
         return _with_note(report, f"ignored {MODE_ENV}={wanted}: run as a regular user")
