@@ -56,6 +56,10 @@ _FORWARD = (signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal
             signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU)
 _INIT_SIGNALS = {*_FORWARD, signal.SIGCHLD}
 _DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
+# Fixed by Documentation/admin-guide/devices.txt.
+_DEVICE_NUMBERS = {"null": os.makedev(1, 3), "zero": os.makedev(1, 5), "full": os.makedev(1, 7),
+                   "random": os.makedev(1, 8), "urandom": os.makedev(1, 9),
+                   "tty": os.makedev(5, 0)}
 _KEEP_CAPS = frozenset(CAP_NUMBERS[c] for c in DEFAULT_CAPS)
 _DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -676,6 +680,9 @@ def _c2(spec: SandboxSpec, plan: _Plan, stdio: dict[int, int], status_w: int, li
         signal.pthread_sigmask(signal.SIG_BLOCK, _INIT_SIGNALS)
         _armed(life_r)
         linux.set_name("pybuild-init")
+        # Docker's and BuildKit's umask, whatever the caller's: the layer must not depend on
+        # the shell pybuild was started from.
+        os.umask(0o022)
         os.setsid()  # out of the terminal's process group: Ctrl-C reaches only pybuild
         for target, fd in stdio.items():
             if fd != target:
@@ -920,8 +927,13 @@ def _build_root(spec: SandboxSpec, plan: _Plan) -> list[str]:
     M.mount("tmpfs", dev, "tmpfs", M.MS_NOSUID | M.MS_STRICTATIME, "mode=755,size=65536k")
     for name in _DEVICES:
         target = f"{dev}/{name}"
-        os.close(os.open(target, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o666))
-        M.mount(f"/dev/{name}", target, None, M.MS_BIND)
+        if plan.mode is Mode.ROOT:
+            # As root, device nodes (what runc does): no mount to set up and tear down.
+            os.mknod(target, stat.S_IFCHR | 0o666, _DEVICE_NUMBERS[name])
+            os.chmod(target, 0o666)
+        else:  # a user namespace may not mknod: bind the host's nodes (runc rootless too)
+            os.close(os.open(target, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o666))
+            M.mount(f"/dev/{name}", target, None, M.MS_BIND)
     os.mkdir(f"{dev}/pts", 0o755)
     os.mkdir(f"{dev}/shm", 0o1777)
     os.mkdir(f"{dev}/mqueue", 0o755)

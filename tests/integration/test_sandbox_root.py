@@ -248,6 +248,16 @@ def test_proc_sys_dev(step) -> None:
     assert out.splitlines()[1:] == ["NULL", "4", "SYSRO", "PROCRO", "PTS"]
 
 
+def test_umask_is_docker_default_whatever_the_caller_has(step) -> None:
+    make, _ = step
+    old = os.umask(0o077)
+    try:
+        code, out, _ = sh(make, "umask; touch /f; stat -c %a /f; stat -c '%a %t,%T' /dev/null")
+    finally:
+        os.umask(old)
+    assert (code, out.split()) == (0, ["0022", "644", "666", "1,3"])
+
+
 def test_timeout_kills_the_sandbox(step) -> None:
     make, _ = step
     t = time.monotonic()
