@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures"
-SHARED = ROOT.parent / "shared"
+# A worktree checkout (…/wt/<name>) has no shared/ beside it: PYBUILD_SHARED points at it.
+SHARED = Path(os.environ.get("PYBUILD_SHARED", ROOT.parent / "shared"))
 CONFORMANCE = SHARED / "conformance"
 
 
