@@ -22,7 +22,8 @@ from builder.lint.rule import REGISTRY as RULES
 from builder.lint.rule import Rule
 from builder.syntax import nodes as n
 
-__all__ = ["Finding", "LintConfig", "Rule", "RULES", "lint", "lint_text", "enabled_rules"]
+__all__ = ["Finding", "LintConfig", "Rule", "RULES", "lint", "lint_text", "enabled_rules",
+           "parse_for_lint"]
 
 
 def enabled_rules(config: LintConfig) -> list[Rule]:
@@ -60,9 +61,34 @@ def lint(dockerfile: n.Dockerfile, config: LintConfig | None = None) -> list[Fin
     return findings
 
 
-def lint_text(text: str, path: str = "Dockerfile",
-              config: LintConfig | None = None) -> list[Finding]:
-    """Parse `text` (raises DockerfileError when it is not a Dockerfile) and lint it."""
+def parse_for_lint(text: str, path: str = "Dockerfile") -> tuple[n.Dockerfile, list[Finding]]:
+    """Parse like a build would; when only BuildKit's *instruction* rules reject the file (e.g.
+    `ONBUILD FROM`), parse leniently so the other rules still run, and return that error as
+    an error finding. Raises DockerfileError when the text is not a Dockerfile at all."""
+    from builder.errors import DockerfileError
     from builder.syntax import parse
 
-    return lint(parse(text, path), config)
+    try:
+        return parse(text, path), []
+    except DockerfileError as err:
+        try:
+            df = parse(text, path, strict=False)
+        except DockerfileError:
+            raise err from None
+        extra = [Finding(d.code, Severity.ERROR, d.message, d.span or _first_span(df),
+                         d.line_text) for d in err.diagnostics]
+        return df, extra
+
+
+def _first_span(df: n.Dockerfile):  # type: ignore[no-untyped-def]
+    from builder.source import Span
+
+    return df.instructions[0].span if df.instructions else Span.point(df.path, 1)
+
+
+def lint_text(text: str, path: str = "Dockerfile",
+              config: LintConfig | None = None) -> list[Finding]:
+    """Parse `text` (raises DockerfileError when it is not a Dockerfile) and lint it; BuildKit
+    instruction errors come back as error findings (see parse_for_lint)."""
+    df, extra = parse_for_lint(text, path)
+    return sorted([*extra, *lint(df, config)], key=Finding.sort_key)

@@ -284,7 +284,7 @@ def undefined_var(ctx: Context) -> Iterator[Finding]:
                 if not scratch and not hint:
                     continue  # the base image's environment may define it
                 if name in global_args and not hint:
-                    continue  # reported as PB1003 (global ARG not re-declared)
+                    continue  # reported as PB4003 (global ARG not re-declared)
                 msg = f"Usage of undefined variable '${name}'"
                 if hint:
                     msg += f" (did you mean ${hint}?)"

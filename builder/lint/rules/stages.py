@@ -1,8 +1,8 @@
 """pybuild's own stage-aware rules (PB codes): problems that only show when the stages are
 read as the build graph BuildKit (and our planner) makes of them.
 
-PB1001 unused stage · PB1002 COPY --from a stage defined later · PB1003 ARG used in a stage
-before it is declared there · PB1004 cache-busting order (the whole context copied before
+PB4001 unused stage · PB4002 COPY --from a stage defined later · PB4003 ARG used in a stage
+before it is declared there · PB4004 cache-busting order (the whole context copied before
 dependencies are installed).
 """
 
@@ -36,7 +36,7 @@ def _refs(stage: Stage) -> set[str]:
     return out
 
 
-@rule("PB1001", I, "Stage is never used", source=PB,
+@rule("PB4001", I, "Stage is never used", source=PB,
       why="With the default target only the last stage and the stages it reaches (FROM, COPY "
           "--from, RUN --mount from=) are built; any other stage is dead code (or a target "
           "built only with `--target`).",
@@ -60,11 +60,11 @@ def unused_stage(ctx: Context) -> Iterator[Finding]:
     for s in stages:
         if s.index not in reached:
             label = f"'{s.name}'" if s.name else f"#{s.index}"
-            yield ctx.finding("PB1001", s.from_, f"Stage {label} is never used by the final "
+            yield ctx.finding("PB4001", s.from_, f"Stage {label} is never used by the final "
                               "stage (build it with --target, reference it, or remove it)")
 
 
-@rule("PB1002", W, "COPY --from names a stage that is defined later", source=PB,
+@rule("PB4002", W, "COPY --from names a stage that is defined later", source=PB,
       why="A build reads top to bottom: the classic builder (and hadolint's DL3022) resolve "
           "`--from` only against stages above, so a forward name is taken as an image and "
           "pulled from a registry; a stage naming itself cannot build at all.",
@@ -85,7 +85,7 @@ def copy_from_later(ctx: Context) -> Iterator[Finding]:
             for v in src:
                 idx = names.get(v.lower())
                 if idx is not None and idx >= s.index:
-                    yield ctx.finding("PB1002", it, f"'{v}' is a stage defined at or below "
+                    yield ctx.finding("PB4002", it, f"'{v}' is a stage defined at or below "
                                       "this one; define stages before they are used (older "
                                       "builders and readers take a forward name for an image)")
 
@@ -104,7 +104,7 @@ def _uses(ins: n.Instruction, escape: str) -> list[str]:
     return out
 
 
-@rule("PB1003", W, "ARG used in a stage before it is declared there", source=PB,
+@rule("PB4003", W, "ARG used in a stage before it is declared there", source=PB,
       why="ARGs are scoped: a global ARG (before the first FROM) is visible only in FROM lines; "
           "inside a stage it is empty until `ARG NAME` re-declares it, and a stage ARG is "
           "empty above its declaration.",
@@ -135,7 +135,7 @@ def arg_before_declared(ctx: Context) -> Iterator[Finding]:
                     reported.add(name)
                     where = ("declared before FROM but not re-declared in this stage"
                              if name not in stage_args else "declared later in this stage")
-                    yield ctx.finding("PB1003", it, f"ARG {name} is used here but {where}; "
+                    yield ctx.finding("PB4003", it, f"ARG {name} is used here but {where}; "
                                       "it expands to an empty string")
             if isinstance(ins, n.Arg):
                 declared |= {d.name for d in ins.decls}
@@ -158,7 +158,7 @@ def _copies_context(ins: n.Copy | n.Add) -> bool:
         unquote(src).rstrip("/") in (".", "./", "") for src in ins.sources)
 
 
-@rule("PB1004", I, "Dependencies installed after copying the whole build context", source=PB,
+@rule("PB4004", I, "Dependencies installed after copying the whole build context", source=PB,
       why="`COPY . .` changes whenever any file changes, so every later step — including the "
           "slow dependency install — re-runs on every edit. Copy only the manifest (e.g. "
           "package.json, requirements.txt, go.mod) first, install, then copy the rest.",
@@ -181,7 +181,7 @@ def cache_busting_order(ctx: Context) -> Iterator[Finding]:
                         continue
                     first = next(iter(c.args_no_flags()), "")
                     if first in subs or (c.name == "yarn" and not c.args_no_flags()):
-                        yield ctx.finding("PB1004", it, f"`{c.name} {first}`".replace(" `", "`")
+                        yield ctx.finding("PB4004", it, f"`{c.name} {first}`".replace(" `", "`")
                                           + f" runs after the whole context was copied (line "
                                           f"{copied.line}); copy the dependency manifests "
                                           "first so this layer stays cached")
