@@ -26,7 +26,6 @@ _PARSER = tree_sitter.Parser(tree_sitter.Language(tree_sitter_bash.language()))
 EXPANSION = "${VAR}"
 _EXPANSIONS = frozenset({"simple_expansion", "expansion", "command_substitution",
                          "arithmetic_expansion", "process_substitution"})
-_COMMANDS = frozenset({"command", "declaration_command", "unset_command"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +110,7 @@ class Script:
     text: str
     commands: tuple[Command, ...]
     has_pipes: bool
+    variables: tuple[str, ...] = ()
 
     def named(self, *names: str) -> Iterator[Command]:
         return (c for c in self.commands if c.name in names)
@@ -171,53 +171,50 @@ def _unescape(text: str, *, in_double_quotes: bool) -> str:
     return "".join(out)
 
 
-def _commands(root: tree_sitter.Node, src: bytes) -> tuple[list[Command], bool]:
-    commands: list[Command] = []
-    pipes = False
-    stack = [root]
-    # Pre-order, left to right: push children reversed.
-    while stack:
-        node = stack.pop()
-        t = node.type
-        if t == "pipeline":
-            pipes = True
-        if t in _COMMANDS:
-            name = ""
-            words: list[Word] = []
-            env: list[tuple[str, str]] = []
-            for c in node.children:
-                ct = c.type
-                if ct == "variable_assignment" and t == "command" and not name:
-                    key = c.child_by_field_name("name")
-                    val = c.child_by_field_name("value")
-                    env.append((_text(key, src) if key else "",
-                                _flatten(val, src) if val else ""))
-                    continue
-                if ct == "variable_assignment" and t == "command":
-                    continue
-                if ct in ("file_redirect", "herestring_redirect",
-                          "heredoc_redirect", "comment"):
-                    continue
-                if t != "command":
-                    # declaration_command / unset_command: the keyword is the name.
-                    if not name:
-                        name = _text(c, src)
-                        continue
-                elif ct == "command_name":
-                    name = _flatten(c, src)
-                    continue
-                words.append(Word(_flatten(c, src), len(words)))
-            if name:
-                commands.append(Command(name, tuple(words), tuple(env)))
-        stack.extend(reversed(node.children))
-    return commands, pipes
+def _command(node: tree_sitter.Node, src: bytes) -> Command | None:
+    t = node.type
+    name = ""
+    words: list[Word] = []
+    env: list[tuple[str, str]] = []
+    for c in node.children:
+        ct = c.type
+        if ct == "variable_assignment" and t == "command":
+            if not name:
+                key = c.child_by_field_name("name")
+                val = c.child_by_field_name("value")
+                env.append((_text(key, src) if key else "",
+                            _flatten(val, src) if val else ""))
+            continue
+        if ct in ("file_redirect", "herestring_redirect", "heredoc_redirect", "comment"):
+            continue
+        if t != "command":
+            # declaration_command / unset_command: the keyword is the name.
+            if not name:
+                name = _text(c, src)
+                continue
+        elif ct == "command_name":
+            name = _flatten(c, src)
+            continue
+        words.append(Word(_flatten(c, src), len(words)))
+    return Command(name, tuple(words), tuple(env)) if name else None
+
+
+# One query finds every simple command, pipeline and variable use in C; the Python side only
+# flattens the words of the commands it gets back.
+_QUERY = tree_sitter.Query(
+    tree_sitter.Language(tree_sitter_bash.language()),
+    "[(command) (declaration_command) (unset_command)] @cmd (pipeline) @pipe "
+    "(simple_expansion (variable_name) @var) (expansion (variable_name) @var)")
 
 
 @lru_cache(maxsize=4096)
 def parse(text: str) -> Script:
     """Parse a shell script. Never raises: unparseable parts are skipped (tree-sitter recovers
     from errors), which is how hadolint treats scripts ShellCheck cannot parse either."""
-    src = text.encode("utf-8")
+    src = text.encode("utf-8", "surrogateescape")
     tree = _PARSER.parse(src)
-    commands, pipes = _commands(tree.root_node, src)
-    return Script(text, tuple(commands), pipes)
+    found = tree_sitter.QueryCursor(_QUERY).captures(tree.root_node)
+    nodes = sorted(found.get("cmd", ()), key=lambda nd: nd.start_byte)
+    commands = [c for c in (_command(nd, src) for nd in nodes) if c is not None]
+    variables = [_text(v, src) for v in sorted(found.get("var", ()), key=lambda v: v.start_byte)]
+    return Script(text, tuple(commands), bool(found.get("pipe")), tuple(variables))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from functools import lru_cache
 
 from builder.errors import Severity
 from builder.lint.context import Context
@@ -32,9 +33,16 @@ BUILTIN_ARGS = frozenset({
 _REF = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)[^}]*\}|([A-Za-z_][A-Za-z0-9_]*))")
 
 
-def var_refs(text: str, escape: str = "\\") -> list[str]:
+def var_refs(text: str, escape: str = "\\") -> tuple[str, ...]:
     """Names referenced as `$x`/`${x…}` in a Dockerfile word (escaped `\\$` skipped;
     single-quoted text does not expand in BuildKit's word expansion)."""
+    if "$" not in text:
+        return ()
+    return _var_refs(text, escape)
+
+
+@lru_cache(maxsize=8192)
+def _var_refs(text: str, escape: str) -> tuple[str, ...]:
     out: list[str] = []
     i, quote = 0, None
     while i < len(text):
@@ -51,7 +59,7 @@ def var_refs(text: str, escape: str = "\\") -> list[str]:
                 i = m.end()
                 continue
         i += 1
-    return out
+    return tuple(out)
 
 
 @rule("StageNameCasing", W, "Stage names should be lowercase", source=BK,

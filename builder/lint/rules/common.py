@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from builder.syntax import nodes as n
 
@@ -40,8 +41,15 @@ def unquote(text: str) -> str:
 
 def mounts(ins: n.Instruction) -> list[dict[str, str]]:
     """The `--mount` options of a RUN as key → value maps (`type` defaults to bind)."""
+    if not ins.flags:
+        return []
+    return _mounts(ins.flag_values("mount"))
+
+
+@lru_cache(maxsize=4096)
+def _mounts(values: tuple[str | None, ...]) -> list[dict[str, str]]:
     out = []
-    for value in ins.flag_values("mount"):
+    for value in values:
         opts: dict[str, str] = {"type": "bind"}
         for part in (value or "").split(","):
             key, eq, val = part.partition("=")

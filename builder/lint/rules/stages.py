@@ -90,17 +90,20 @@ def copy_from_later(ctx: Context) -> Iterator[Finding]:
                                       "builders and readers take a forward name for an image)")
 
 
-def _uses(ins: n.Instruction, escape: str) -> list[str]:
+def _uses(ctx: Context, ins: n.Instruction) -> list[str]:
+    """Variables an instruction reads: Dockerfile words by BuildKit's expansion rules, shell
+    scripts by the shell parse (so single-quoted `$x` is not a use)."""
     from builder.lint.rules.buildkit import _words_of
 
     texts = _words_of(ins)
-    if isinstance(ins, n.Run | n.Cmd | n.Entrypoint):
-        cmd = ins.command
-        texts = texts + (list(cmd.argv) if cmd.exec_form else [cmd.script])
-        texts += [h.content for h in ins.heredocs if h.expand]
     out: list[str] = []
+    if isinstance(ins, n.Run | n.Cmd | n.Entrypoint):
+        if ins.command.exec_form:
+            texts = texts + list(ins.command.argv)
+        else:
+            out += ctx.script(ins).variables
     for t in texts:
-        out += var_refs(t, escape)
+        out += var_refs(t, ctx.df.escape)
     return out
 
 
@@ -129,7 +132,7 @@ def arg_before_declared(ctx: Context) -> Iterator[Finding]:
             ins = it.instr
             if it.outer is not None:
                 continue
-            for name in _uses(ins, ctx.df.escape):
+            for name in _uses(ctx, ins):
                 if name in candidates and name not in declared and name not in env \
                         and name not in reported:
                     reported.add(name)
