@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -43,13 +44,56 @@ def _write_atomic(path: Path, text: str) -> None:
             tmp.unlink()
 
 
+_STATE: dict[str, object] = {}
+
+
+def _lint_path(path: str, fix: bool = False) -> tuple[list, str, bool]:  # type: ignore[type-arg]
+    """Lint one file: (findings, error text for stderr, invalid?). Runs in a worker process
+    when files are linted in parallel, so it returns data and never prints."""
+    import io
+
+    from builder.cli.render import print_error
+    from builder.lint import lint as run_lint
+    from builder.lint import parse_for_lint
+
+    cfg = _STATE["cfg"]
+    try:
+        if path == "-":
+            text = sys.stdin.buffer.read().decode("utf-8", "surrogateescape")
+        else:
+            with open(path, "rb") as fh:
+                text = fh.read().decode("utf-8", "surrogateescape")
+    except OSError as exc:
+        return [], f"error: cannot read {path}: {exc.strerror or exc}\n", True
+    err = io.StringIO()
+    try:
+        df, parse_findings = parse_for_lint(text, path)
+    except PybuildError as exc:
+        print_error(exc, err)
+        return [], err.getvalue(), True
+    if fix:
+        from builder.lint.fix import fix as do_fix
+
+        fixed, changes = do_fix(df)
+        if changes:
+            if path == "-":
+                sys.stdout.write(fixed)
+            else:
+                _write_atomic(Path(path), fixed)
+                err.write(f"{path}: fixed {len(changes)} issue(s)\n")
+            df, parse_findings = parse_for_lint(fixed, path)
+    found = parse_findings + run_lint(df, cfg)  # type: ignore[arg-type]
+    # BuildKit would refuse to build a file with instruction errors: exit 3 after reporting.
+    return found, err.getvalue(), bool(parse_findings)
+
+
 def register(app: typer.Typer) -> None:
     """Add `lint` to the app."""
 
     @app.command("lint")
     def lint_command(
-        files: list[str] = typer.Argument(None, help="Dockerfiles to lint ('-' = standard "
-                                          "input; default ./Dockerfile)."),
+        files: Annotated[list[str] | None, typer.Argument(
+            help="Dockerfiles to lint ('-' = standard input; default ./Dockerfile).")] = None,
         format: str = typer.Option("tty", "--format", "-f",
                                    help="tty, json, sarif, checkstyle, gitlab_codeclimate, "
                                         "github or junit."),
@@ -57,32 +101,37 @@ def register(app: typer.Typer) -> None:
                                               help="Exit 1 only for findings at or above: "
                                                    "error, warning, info, style or none."),
         no_fail: bool = typer.Option(False, "--no-fail", help="Always exit 0 after linting."),
-        ignore: list[str] = typer.Option(None, "--ignore", help="A rule code to skip "
-                                         "(repeatable)."),
-        config_file: Path = typer.Option(None, "--config", "-c",
-                                         help="A .hadolint.yaml or pyproject.toml to use "
-                                              "instead of the discovered ones."),
-        error: list[str] = typer.Option(None, "--error", help="Report CODE as error."),
-        warning: list[str] = typer.Option(None, "--warning", help="Report CODE as warning."),
-        info: list[str] = typer.Option(None, "--info", help="Report CODE as info."),
-        style: list[str] = typer.Option(None, "--style", help="Report CODE as style."),
-        enable: list[str] = typer.Option(None, "--enable", help="Turn on a rule that is off "
-                                         "by default (DL1001, DL3057, …)."),
-        trusted_registry: list[str] = typer.Option(None, "--trusted-registry",
-                                                   help="Allowed registry for DL3026."),
+        ignore: Annotated[list[str] | None, typer.Option(
+            "--ignore", help="A rule code to skip (repeatable).")] = None,
+        config_file: Annotated[Path | None, typer.Option(
+            "--config", "-c", help="A .hadolint.yaml or pyproject.toml to use instead of the "
+                                   "discovered ones.")] = None,
+        error: Annotated[list[str] | None, typer.Option(
+            "--error", help="Report CODE as error.")] = None,
+        warning: Annotated[list[str] | None, typer.Option(
+            "--warning", help="Report CODE as warning.")] = None,
+        info: Annotated[list[str] | None, typer.Option(
+            "--info", help="Report CODE as info.")] = None,
+        style: Annotated[list[str] | None, typer.Option(
+            "--style", help="Report CODE as style.")] = None,
+        enable: Annotated[list[str] | None, typer.Option(
+            "--enable", help="Turn on a rule that is off by default (DL1001, DL3057, …).")
+        ] = None,
+        trusted_registry: Annotated[list[str] | None, typer.Option(
+            "--trusted-registry", help="Allowed registry for DL3026.")] = None,
         shellcheck: bool = typer.Option(False, "--shellcheck",
                                         help="Also run RUN scripts through the installed "
                                              "shellcheck (SC codes)."),
         fix: bool = typer.Option(False, "--fix", help="Rewrite what is safe to rewrite "
                                  "(casing, MAINTAINER, legacy ENV/LABEL) in place."),
         no_color: bool = typer.Option(False, "--no-color", help="No ANSI colours in tty."),
+        jobs: int = typer.Option(0, "--jobs", "-j", help="Lint files in this many processes "
+                                 "(0 = one per CPU; used for 8 files or more)."),
     ) -> int:
         """Lint Dockerfiles with hadolint's DL rules, BuildKit's checks and pybuild's
         stage-aware rules. Exit 1 on findings at/above the threshold, 3 when a file is not a
         Dockerfile."""
         from builder.lint import config as cfgmod
-        from builder.lint import lint as run_lint
-        from builder.lint import parse_for_lint
         from builder.lint.finding import Finding
         from builder.lint.report import FORMATS, fails, render
 
@@ -117,38 +166,24 @@ def register(app: typer.Typer) -> None:
 
         findings: list[Finding] = []
         invalid = False
-        for path in paths:
-            try:
-                if path == "-":
-                    text = sys.stdin.buffer.read().decode("utf-8", "surrogateescape")
-                else:
-                    with open(path, "rb") as fh:
-                        text = fh.read().decode("utf-8", "surrogateescape")
-            except OSError as exc:
-                raise UsageError(f"cannot read {path}: {exc.strerror or exc}",
-                                 hint="pass Dockerfile paths, or - for standard input") from None
-            try:
-                df, parse_findings = parse_for_lint(text, path)
-            except PybuildError as err:
-                from builder.cli.render import print_error
+        jobs_n = jobs if jobs > 0 else (os.cpu_count() or 1)
+        parallel = (jobs_n > 1 and len(paths) >= 8 and not fix and "-" not in paths
+                    and "fork" in __import__("multiprocessing").get_all_start_methods())
+        if parallel:
+            import multiprocessing
 
-                print_error(err, sys.stderr)
-                invalid = True
-                continue
-            if fix:
-                from builder.lint.fix import fix as do_fix
-
-                fixed, changes = do_fix(df)
-                if changes:
-                    if path == "-":
-                        sys.stdout.write(fixed)
-                    else:
-                        _write_atomic(Path(path), fixed)
-                        print(f"{path}: fixed {len(changes)} issue(s)", file=sys.stderr)
-                    df, parse_findings = parse_for_lint(fixed, path)
-            if parse_findings:
-                invalid = True  # BuildKit would refuse to build it: exit 3 after reporting
-            findings += parse_findings + run_lint(df, cfg)
+            _STATE["cfg"] = cfg
+            chunks = max(1, len(paths) // (jobs_n * 4))
+            with multiprocessing.get_context("fork").Pool(jobs_n) as pool:
+                results = pool.map(_lint_path, paths, chunksize=chunks)
+        else:
+            _STATE["cfg"] = cfg
+            results = [_lint_path(p, fix) for p in paths]
+        for found, errors, bad in results:
+            findings += found
+            invalid = invalid or bad
+            if errors:
+                sys.stderr.write(errors)
         findings.sort(key=Finding.sort_key)
         if format == "tty":
             color = not no_color and sys.stdout.isatty() and "NO_COLOR" not in os.environ

@@ -15,7 +15,7 @@ from builder.lint.finding import Finding
 from builder.lint.rule import REGISTRY
 from builder.syntax import nodes as n
 
-I = TypeVar("I", bound=n.Instruction)
+InsT = TypeVar("InsT", bound=n.Instruction)
 
 _SHELLS = frozenset({"sh", "bash", "ash", "dash", "zsh", "ksh", "mksh"})
 
@@ -66,13 +66,17 @@ class Context:
                 items.append(Item(ins, None, stage))
         self.items: tuple[Item, ...] = tuple(items)
         self._scripts: dict[int, shell.Script] = {}
+        # Instructions by exact node class, so a rule asking for one kind does not scan all.
+        self._by_type: dict[type, list[Item]] = {}
+        for it in self.items:
+            self._by_type.setdefault(type(it.instr), []).append(it)
 
     # -- instructions -------------------------------------------------------------------
-    def each(self, kind: type[I], *, onbuild: bool = True) -> Iterator[tuple[I, Item]]:
+    def each(self, kind: type[InsT], *, onbuild: bool = True) -> Iterator[tuple[InsT, Item]]:
         """Instructions of one type in file order (with ONBUILD triggers unless told not)."""
-        for it in self.items:
-            if isinstance(it.instr, kind) and (onbuild or it.outer is None):
-                yield it.instr, it
+        for it in self._by_type.get(kind, ()):
+            if onbuild or it.outer is None:
+                yield it.instr, it  # type: ignore[misc]
 
     @cached_property
     def stages(self) -> tuple[Stage, ...]:

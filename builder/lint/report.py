@@ -125,7 +125,8 @@ def to_junit(findings: Sequence[Finding], files: Sequence[str]) -> str:
         for f in mine:
             out.append(f"<testcase name={quoteattr(f'{f.code} line {f.line}')} "
                        f"classname={quoteattr(name)}>")
-            out.append(f"<failure message={quoteattr(f.message)} type={quoteattr(f.severity.value)}>"
+            out.append(f"<failure message={quoteattr(f.message)} "
+                       f"type={quoteattr(f.severity.value)}>"
                        f"{f.span.file}:{f.line}:{f.column} {f.code}</failure>")
             out.append("</testcase>")
         out.append("</testsuite>")

@@ -21,7 +21,7 @@ from builder.lint.rule import rule
 from builder.lint.rules.common import unquote
 from builder.syntax import nodes as n
 
-W, I = Severity.WARNING, Severity.INFO
+W, N = Severity.WARNING, Severity.INFO
 BK = "buildkit"
 
 # Automatic platform ARGs BuildKit defines in the global scope.
@@ -414,7 +414,7 @@ def from_platform_const(ctx: Context) -> Iterator[Finding]:
                           f'FROM --platform flag should not use constant value "{f.value}"')
 
 
-@rule("InvalidDefinitionDescription", I, "Comment for build stage or argument should follow the "
+@rule("InvalidDefinitionDescription", N, "Comment for build stage or argument should follow the "
       "format: `# <arg/stage name> <description>`", source=BK, default_enabled=False,
       why="BuildKit reads a comment right above FROM/ARG as its description (shown by "
           "`docker buildx build --call outline`).",

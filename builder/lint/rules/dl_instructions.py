@@ -14,10 +14,10 @@ from builder.lint.rule import rule
 from builder.lint.rules.common import image_ref, mounts, unquote
 from builder.syntax import nodes as n
 
-E, W, I, S = Severity.ERROR, Severity.WARNING, Severity.INFO, Severity.STYLE
+E, W, N, S = Severity.ERROR, Severity.WARNING, Severity.INFO, Severity.STYLE
 
 
-@rule("DL1001", I, "Please refrain from using inline ignore pragmas  `# hadolint ignore=DLxxxx`.",
+@rule("DL1001", N, "Please refrain from using inline ignore pragmas  `# hadolint ignore=DLxxxx`.",
       default_enabled=False,
       why="Inline ignores hide problems from reviewers; some teams want every exception in the "
           "shared config file instead.",
@@ -363,7 +363,7 @@ def dl3045(ctx: Context) -> Iterator[Finding]:
                 yield ctx.finding("DL3045", it)
 
 
-@rule("DL3057", I, "`HEALTHCHECK` instruction missing.", default_enabled=False,
+@rule("DL3057", N, "`HEALTHCHECK` instruction missing.", default_enabled=False,
       why="Without a HEALTHCHECK orchestrators cannot tell a hung service from a healthy one.",
       fix="Add a HEALTHCHECK to the final stage.", bad="FROM nginx:1.27",
       good="FROM nginx:1.27\nHEALTHCHECK CMD curl -f http://localhost/ || exit 1")
@@ -383,7 +383,7 @@ def dl3057(ctx: Context) -> Iterator[Finding]:
         yield ctx.finding("DL3057", stages[-1].from_)
 
 
-@rule("DL3059", I, "Multiple consecutive `RUN` instructions. Consider consolidation.",
+@rule("DL3059", N, "Multiple consecutive `RUN` instructions. Consider consolidation.",
       why="Each RUN is a layer; consecutive simple RUNs can usually be one, which is smaller "
           "and faster to pull.", fix="Join them with `&&`.",
       bad="RUN apt-get update\nRUN apt-get install -y curl",
@@ -482,7 +482,7 @@ def dl3065(ctx: Context) -> Iterator[Finding]:
             yield ctx.finding("DL3065", it)
 
 
-@rule("DL3066", I, "Non-numeric user-id may not be resolvable by host system",
+@rule("DL3066", N, "Non-numeric user-id may not be resolvable by host system",
       why="Names resolve through the image's /etc/passwd; Kubernetes `runAsNonRoot` and host "
           "tools see only numbers.", fix="Use a numeric UID (and GID).",
       bad="USER app", good="USER 10001:10001")

@@ -20,7 +20,7 @@ from builder.lint.rule import rule
 from builder.lint.rules.common import unquote
 from builder.syntax import nodes as n
 
-W, I, S = Severity.WARNING, Severity.INFO, Severity.STYLE
+W, N, S = Severity.WARNING, Severity.INFO, Severity.STYLE
 
 _KEY_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789.-")
 
@@ -56,7 +56,7 @@ class _StageId:
     line: int
 
 
-@rule("DL3049", I, "Label `<label>` is missing.",
+@rule("DL3049", N, "Label `<label>` is missing.",
       why="The label schema lists labels every image must carry (ownership, source, version).",
       fix="Add the label to the stage (or to a stage it builds on).",
       bad="FROM debian:12", good='FROM debian:12\nLABEL org.opencontainers.image.source="…"')
@@ -69,7 +69,7 @@ def dl3049(ctx: Context) -> Iterator[Finding]:
         bad: set[_StageId] = set()
         current: _StageId | None = None
 
-        def silence(name: str) -> None:
+        def silence(name: str, bad: set[_StageId] = bad) -> None:
             for s in [s for s in bad if s.alias == name]:
                 bad.discard(s)
 
@@ -98,7 +98,7 @@ def _from_at(ctx: Context, line: int) -> n.Instruction:
     return next(i for i in ctx.df.instructions if i.span.line == line)
 
 
-@rule("DL3050", I, "Superfluous label(s) present.",
+@rule("DL3050", N, "Superfluous label(s) present.",
       why="With `strict-labels`, only labels in the schema are allowed.",
       fix="Remove the label or add it to `label-schema`.",
       bad='LABEL other="x"', good='LABEL org.opencontainers.image.version="1.0.0"')
@@ -207,12 +207,14 @@ def dl3055(ctx: Context) -> Iterator[Finding]:
 # https://semver.org/#is-there-a-suggested-regular-expression-regex-to-check-a-semver-string
 _SEMVER = re.compile(
     r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
-    r"(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?"
+    r"(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)"
+    r"(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?"
     r"(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$")
 
 
 @rule("DL3056", W, "Label `<label>` does not conform to semantic versioning.",
-      why="The schema says this label holds a SemVer 2.0.0 version.", fix="Use `MAJOR.MINOR.PATCH`.",
+      why="The schema says this label holds a SemVer 2.0.0 version.",
+      fix="Use `MAJOR.MINOR.PATCH`.",
       bad='LABEL org.opencontainers.image.version="v1"',
       good='LABEL org.opencontainers.image.version="1.0.0"')
 def dl3056(ctx: Context) -> Iterator[Finding]:

@@ -20,7 +20,7 @@ from builder.lint.shell import Command, Script
 from builder.lint.shell import parse as parse_shell
 from builder.syntax import nodes as n
 
-E, W, I = Severity.ERROR, Severity.WARNING, Severity.INFO
+E, W, N = Severity.ERROR, Severity.WARNING, Severity.INFO
 
 RunCheck = Callable[[Script, n.Run, Item], bool]
 
@@ -64,7 +64,7 @@ def _clean_after(sc: Script, is_use: Callable[[Command], bool],
 
 
 # ---------------------------------------------------------------------------------------------
-@rule("DL3001", I, "For some bash commands it makes no sense running them in a Docker "
+@rule("DL3001", N, "For some bash commands it makes no sense running them in a Docker "
       "container like `ssh`, `vim`, `shutdown`, `service`, `ps`, `free`, `top`, `kill`, "
       "`mount`, `ifconfig`",
       why="Interactive or system-management tools do nothing useful at build time.",
@@ -138,7 +138,7 @@ def _stage_scoped(ctx: Context, code: str, forgot: Callable[[Script, n.Run], boo
             yield ctx.finding(code, it)
 
 
-@rule("DL3009", I, "Delete the apt lists (/var/lib/apt/lists) after installing something",
+@rule("DL3009", N, "Delete the apt lists (/var/lib/apt/lists) after installing something",
       why="`apt-get update` downloads package lists (tens of MB) that stay in the layer unless "
           "removed in the same RUN.",
       fix="End the RUN with `rm -rf /var/lib/apt/lists/*`, or mount the lists as a cache "
@@ -177,7 +177,7 @@ def dl3014(ctx: Context) -> Iterator[Finding]:
     return _simple(ctx, "DL3014", bad)
 
 
-@rule("DL3015", I, "Avoid additional packages by specifying `--no-install-recommends`",
+@rule("DL3015", N, "Avoid additional packages by specifying `--no-install-recommends`",
       why="Recommended packages are rarely needed in a container and can double its size.",
       fix="Add `--no-install-recommends`.", bad="RUN apt-get install -y curl",
       good="RUN apt-get install -y --no-install-recommends curl")
@@ -351,7 +351,7 @@ def dl3016(ctx: Context) -> Iterator[Finding]:
     return _simple(ctx, "DL3016", bad)
 
 
-@rule("DL3060", I, "`yarn cache clean` missing after `yarn install` was run.",
+@rule("DL3060", N, "`yarn cache clean` missing after `yarn install` was run.",
       why="yarn's cache stays in the layer.",
       fix="Run `yarn cache clean` in the same RUN, or mount the cache "
           "(`RUN --mount=type=cache,target=/root/.cache/yarn`).",
@@ -442,7 +442,7 @@ def dl3018(ctx: Context) -> Iterator[Finding]:
     return _simple(ctx, "DL3018", bad)
 
 
-@rule("DL3019", I, "Use the `--no-cache` switch to avoid the need to use `--update` and remove "
+@rule("DL3019", N, "Use the `--no-cache` switch to avoid the need to use `--update` and remove "
       "`/var/cache/apk/*` when done installing packages",
       why="Without `--no-cache` the package index stays in the layer.",
       fix="Use `apk add --no-cache`, or mount /var/cache/apk as a cache.",
@@ -663,7 +663,7 @@ def dl3046(ctx: Context) -> Iterator[Finding]:
     return _simple(ctx, "DL3046", bad, onbuild=False)
 
 
-@rule("DL3047", I, "Avoid use of wget without progress bar. Use `wget --progress=dot:giga "
+@rule("DL3047", N, "Avoid use of wget without progress bar. Use `wget --progress=dot:giga "
       "<url>`. Or consider using `-q` or `-nv` (shorthands for `--quiet` or `--no-verbose`).",
       why="wget's default bar prints a line per update in non-TTY logs, bloating build logs.",
       fix="Use `--progress=dot:giga`, `-q` or `-nv`.", bad="RUN wget https://x/y.tgz",
@@ -730,7 +730,7 @@ def dl4006(ctx: Context) -> Iterator[Finding]:
             yield ctx.finding("DL4006", ins)
 
 
-@rule("DL3010", I, "Use `ADD` for extracting archives into an image",
+@rule("DL3010", N, "Use `ADD` for extracting archives into an image",
       why="COPY of an archive followed by an extracting RUN keeps the archive in a layer; ADD "
           "extracts local archives in one step.",
       fix="Use `ADD archive.tar /dest/`.",

@@ -18,7 +18,7 @@ from builder.lint.rules.buildkit import BUILTIN_ARGS, var_refs
 from builder.lint.rules.common import mounts, unquote
 from builder.syntax import nodes as n
 
-W, I = Severity.WARNING, Severity.INFO
+W, N = Severity.WARNING, Severity.INFO
 PB = "pybuild"
 
 
@@ -36,7 +36,7 @@ def _refs(stage: Stage) -> set[str]:
     return out
 
 
-@rule("PB4001", I, "Stage is never used", source=PB,
+@rule("PB4001", N, "Stage is never used", source=PB,
       why="With the default target only the last stage and the stages it reaches (FROM, COPY "
           "--from, RUN --mount from=) are built; any other stage is dead code (or a target "
           "built only with `--target`).",
@@ -161,7 +161,7 @@ def _copies_context(ins: n.Copy | n.Add) -> bool:
         unquote(src).rstrip("/") in (".", "./", "") for src in ins.sources)
 
 
-@rule("PB4004", I, "Dependencies installed after copying the whole build context", source=PB,
+@rule("PB4004", N, "Dependencies installed after copying the whole build context", source=PB,
       why="`COPY . .` changes whenever any file changes, so every later step — including the "
           "slow dependency install — re-runs on every edit. Copy only the manifest (e.g. "
           "package.json, requirements.txt, go.mod) first, install, then copy the rest.",
