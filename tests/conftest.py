@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures"
-# A worktree checkout (…/wt/<name>) has no shared/ beside it: PYBUILD_SHARED points at it.
-SHARED = Path(os.environ.get("PYBUILD_SHARED", ROOT.parent / "shared"))
+# ../shared beside the checkout; a git worktree one level deeper (/work/wt/<name>) finds it
+# one level further up.
+SHARED = next((p / "shared" for p in (ROOT.parent, ROOT.parent.parent)
+               if (p / "shared" / "conformance").is_dir()), ROOT.parent / "shared")
 CONFORMANCE = SHARED / "conformance"
 
 

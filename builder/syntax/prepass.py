@@ -36,13 +36,6 @@ _VALID_DIRECTIVES = ("syntax", "escape", "check")
 MAX_LINE_BYTES = 64 * 1024
 
 
-def _continuation_regex(escape: str) -> re.Pattern[str]:
-    """BuildKit's line-continuation regexp for the active escape character: the escape as
-    the last non-blank character, not itself escaped (or alone on the line)."""
-    e = re.escape(escape)
-    return re.compile(rf"([^{e}]){e}[ \t]*\Z|\A{e}[ \t]*\Z")
-
-
 def _is_comment(text: str) -> bool:
     stripped = text.lstrip(GO_SPACE)
     return stripped[:1] == "#"
@@ -99,7 +92,6 @@ class Scanner:
             self.lines.append(lines[-1])
         self.pos = 0  # index of the next physical line to read
         self.escape = "\\"
-        self._cont = _continuation_regex("\\")
         self.directives: list[Directive] = []
         self.comments: list[Comment] = []
         self._directives_done = False
@@ -128,7 +120,8 @@ class Scanner:
             return None
         raw = self.lines[self.pos]
         self.pos += 1
-        if len(raw) > MAX_LINE_BYTES // 4 and len(raw.encode("utf-8", "surrogatepass")) > MAX_LINE_BYTES:
+        if (len(raw) > MAX_LINE_BYTES // 4
+                and len(raw.encode("utf-8", "surrogatepass")) > MAX_LINE_BYTES):
             raise self.error(codes.LINE_TOO_LONG,
                              f"line is longer than the {MAX_LINE_BYTES - 1} bytes BuildKit accepts",
                              self.pos, 1, 2, hint="split the line with line continuations")
@@ -157,16 +150,22 @@ class Scanner:
                                  f"invalid escape token '{value}' does not match ` or \\",
                                  number, column, hint="use `# escape=\\` or `# escape=``")
             self.escape = value
-            self._cont = _continuation_regex(value)
         span = Span(self.path, number, column, number, column + len(token))
         self.directives.append(Directive(name=name, value=value, span=span))
         return True
 
     def _trim_continuation(self, text: str) -> tuple[str, bool]:
-        """Remove a trailing continuation escape; True when the instruction ends here."""
-        if self._cont.search(text):
-            return self._cont.sub(r"\1", text, count=1), False
-        return text, True
+        """Remove a trailing continuation escape; True when the instruction ends here.
+
+        Same result as BuildKit's regexp `([^E])E[ \\t]*$|^E[ \\t]*$` → `$1` (E = escape),
+        without the regexp: this runs for every physical line."""
+        body = text.rstrip(" \t")
+        if not body.endswith(self.escape):
+            return text, True
+        body = body[:-1]
+        if body and body[-1] == self.escape:  # an escaped escape is a literal character
+            return text, True
+        return body, False
 
     def _note_comment(self, raw: str, number: int) -> None:
         token = _trim_newline(raw)
