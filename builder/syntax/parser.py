@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from builder.errors import DockerfileError
+from builder.errors import Diagnostic, DockerfileError, Severity
 from builder.source import Span
 from builder.syntax import arguments, codes, nodes
 from builder.syntax.prepass import GO_SPACE, LogicalLine, Scanner, heredoc_markers
@@ -186,7 +186,8 @@ def _split_arguments(raw: Raw, rest: str, off: int, escape: str) -> None:
             return
         for name, value, sep, o in pairs:
             raw.args += [name, value, sep]
-            raw.offsets += [off + o, off + o + len(name) + len(sep), -1]
+            value_at = off + o + len(name) + 1 if sep else off + len(rest) - len(value)
+            raw.offsets += [off + o, value_at, -1]
             raw.legacy.append(sep == "")
     elif how == _HEALTH:
         split = arguments.split_health(rest)
@@ -270,7 +271,10 @@ def build_node(raw: Raw, ctx: _Context, span: Span, original: str,
         pairs = []
         for i in range(0, len(args) - 2, 3):
             o = raw.offsets[i]
-            end = o + len(args[i]) + len(args[i + 2]) + len(args[i + 1])
+            if args[i + 2] == "":  # legacy `name value`: the value is the rest of the line
+                end = raw.rest_offset + len(raw.rest)
+            else:
+                end = o + len(args[i]) + 1 + len(args[i + 1])
             pairs.append(nodes.KeyValue(key=args[i], value=args[i + 1],
                                         legacy=args[i + 2] == "", span=ctx.span(o, end)))
         cls3 = nodes.Env if kw == "ENV" else nodes.Label
@@ -303,7 +307,10 @@ def build_node(raw: Raw, ctx: _Context, span: Span, original: str,
     if kw == "ONBUILD" and raw.inner is not None:
         inner = raw.inner
         inner_span = _inner_span(ctx, inner, span)
-        node = build_node(inner, ctx, inner_span, inner.original, heredocs)
+        # The trigger text, with the here-document bodies, is what an image's OnBuild list
+        # stores and what a child build re-parses.
+        suffix = original[len(raw.original):] if heredocs else ""
+        node = build_node(inner, ctx, inner_span, inner.original + suffix, heredocs)
         return nodes.Onbuild(**common, inner=node)
     if kw == "ONBUILD":
         # `ONBUILD` with nothing after it: BuildKit's parser keeps it; strict mode rejects.
@@ -342,6 +349,7 @@ def parse(text: str, path: str = "Dockerfile", *, strict: bool = True) -> nodes.
     scanner = Scanner(text, path)
     ctx = _Context(scanner)
     instructions: list[nodes.Instruction] = []
+    warnings: list[Diagnostic] = []
     from builder.syntax import checks
 
     while True:
@@ -350,6 +358,8 @@ def parse(text: str, path: str = "Dockerfile", *, strict: bool = True) -> nodes.
             break
         ctx.logical = logical
         joined = logical.joined
+        if logical.empty_lines:
+            warnings.append(_empty_continuation(scanner, logical))
         line = joined.strip(GO_SPACE)
         ctx.lead = len(joined) - len(joined.lstrip(GO_SPACE))
         if line:
@@ -390,4 +400,18 @@ def parse(text: str, path: str = "Dockerfile", *, strict: bool = True) -> nodes.
                             hint="a Dockerfile needs at least a FROM instruction")
     return nodes.Dockerfile(path=path, instructions=tuple(instructions),
                             directives=tuple(scanner.directives),
-                            comments=tuple(scanner.comments), escape=scanner.escape, text=text)
+                            comments=tuple(scanner.comments), escape=scanner.escape, text=text,
+                            warnings=tuple(warnings))
+
+
+def _empty_continuation(scanner: Scanner, logical: LogicalLine) -> Diagnostic:
+    """BuildKit's warning for blank lines inside a continued instruction."""
+    line = logical.empty_lines[0]
+    return Diagnostic(
+        codes.EMPTY_CONTINUATION, Severity.WARNING,
+        f"empty continuation line in the instruction starting on line {logical.start_line}",
+        Span(scanner.path, line, 1, line, 2),
+        hint="remove the blank line: empty continuation lines will become errors in a "
+             "future BuildKit release",
+        url="https://docs.docker.com/go/dockerfile/rule/no-empty-continuation/",
+        line_text=scanner.line_text(line))

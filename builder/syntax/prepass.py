@@ -64,7 +64,7 @@ class LogicalLine:
     end_line: int
     # (offset in `joined`, physical line number, 0-based column in that line) per piece
     pieces: list[tuple[int, int, int]] = field(default_factory=list)
-    empty_continuation: bool = False
+    empty_lines: list[int] = field(default_factory=list)  # blank lines inside continuations
 
     def locate(self, offset: int) -> tuple[int, int]:
         """The (line, 1-based column) of character `offset` of `joined`."""
@@ -209,7 +209,7 @@ class Scanner:
                     continue  # comments inside a continuation are skipped
                 token = _trim_newline(raw)  # continuation lines keep their indentation
                 if token.lstrip(GO_SPACE) == "":
-                    logical.empty_continuation = True
+                    logical.empty_lines.append(number)
                     continue
                 token, done = self._trim_continuation(token)
                 logical.pieces.append((length, number, 0))

@@ -124,6 +124,10 @@ def test_onbuild_trigger_owns_heredocs() -> None:
     onbuild = parse("FROM x\nONBUILD RUN <<EOF\necho hi\nEOF\n").instructions[1]
     assert [h.content for h in onbuild.heredocs] == ["echo hi\n"]
     assert onbuild.inner.heredocs == onbuild.heredocs
+    assert onbuild.original == "ONBUILD RUN <<EOF\necho hi\nEOF\n"
+    assert onbuild.inner.original == "RUN <<EOF\necho hi\nEOF\n"
+    reparsed = parse("FROM x\n" + onbuild.inner.original).instructions[1]
+    assert reparsed.heredocs == onbuild.heredocs
 
 
 def test_unterminated_heredoc() -> None:
@@ -158,3 +162,11 @@ def test_continuation_trim_equals_buildkits_regexp(escape: str) -> None:
             hit = regexp.search(text)
             want = (regexp.sub(r"\1", text, count=1), False) if hit else (text, True)
             assert scanner._trim_continuation(text) == want, repr(text)
+
+
+def test_empty_continuation_lines_warn() -> None:
+    df = parse("FROM a\nRUN a \\\n\n  b \\\n   \n  c\nRUN d\n")
+    (warning,) = df.warnings
+    assert (warning.code, warning.severity.value, warning.span.line) == ("PB1201", "warning", 3)
+    assert "starting on line 2" in warning.message
+    assert parse("FROM a\nRUN a \\\n  # comment\n  b\n").warnings == ()
