@@ -188,11 +188,22 @@ def _global_args(ctx: Context) -> dict[str, str | None]:
     return out
 
 
-def _suggest(name: str, candidates: set[str]) -> str:
-    import difflib
+def _distance(a: str, b: str) -> int:
+    """Levenshtein distance (BuildKit suggests names within a small edit distance)."""
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i]
+        for j, cb in enumerate(b, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
+        prev = cur
+    return prev[-1]
 
-    got = difflib.get_close_matches(name, sorted(candidates), n=1, cutoff=0.8)
-    return got[0] if got else ""
+
+def _suggest(name: str, candidates: set[str]) -> str:
+    """The closest candidate one edit away (case-insensitive match counts as one), if any."""
+    best = sorted(c for c in candidates if c != name and (
+        c.lower() == name.lower() or (len(name) >= 4 and _distance(c, name) <= 1)))
+    return best[0] if best else ""
 
 
 @rule("UndefinedArgInFrom", W, "FROM command must use declared ARGs", source=BK,
@@ -288,7 +299,7 @@ def undefined_var(ctx: Context) -> Iterator[Finding]:
             for name in var_refs(text, ctx.df.escape):
                 if name in defined:
                     continue
-                hint = _suggest(name, defined - BUILTIN_ARGS)
+                hint = _suggest(name, defined - BUILTIN_ARGS - _ALWAYS_DEFINED)
                 if not scratch and not hint:
                     continue  # the base image's environment may define it
                 if name in global_args and not hint:

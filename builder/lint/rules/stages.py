@@ -36,32 +36,50 @@ def _refs(stage: Stage) -> set[str]:
     return out
 
 
-@rule("PB4001", N, "Stage is never used", source=PB,
+@rule("PB4001", N, "Stage is never built", source=PB,
       why="With the default target only the last stage and the stages it reaches (FROM, COPY "
-          "--from, RUN --mount from=) are built; any other stage is dead code (or a target "
-          "built only with `--target`).",
-      fix="Delete the stage, reference it, or build it explicitly with `--target`.",
-      bad="FROM alpine AS old\nRUN make\nFROM alpine\nCOPY app /app",
-      good="FROM alpine AS build\nRUN make\nFROM alpine\nCOPY --from=build /app /app")
+          "--from, RUN --mount from=) are built. A stage without a name that the last stage "
+          "never reaches cannot even be chosen with `--target NAME`: it is dead code. (Named "
+          "stages the last stage does not use are left alone: they are usually `--target` "
+          "entry points.)",
+      fix="Delete the stage, name it and build it with `--target`, or use it from a later "
+          "stage.",
+      bad="FROM alpine:3.20\nRUN make\nFROM alpine:3.20\nCOPY app /app",
+      good="FROM alpine:3.20 AS build\nRUN make\nFROM alpine:3.20\n"
+           "COPY --from=build /app /app")
 def unused_stage(ctx: Context) -> Iterator[Finding]:
     stages = ctx.stages
     if len(stages) < 2:
         return
+    for idx in sorted(_pruned(ctx)):
+        s = stages[idx]
+        if not s.name:
+            yield ctx.finding("PB4001", s.from_, f"Stage #{idx} has no name and the final "
+                              "stage never uses it, so it is never built")
+
+
+def _pruned(ctx: Context) -> set[int]:
+    """Stages the planner prunes for the default target (BuildKit's reachability through
+    FROM, COPY --from and RUN --mount from=, with global ARGs expanded). When the planner
+    rejects the file, the same walk over the AST."""
+    from builder.errors import PybuildError
+    from builder.frontend import plan
+
+    try:
+        return set(plan(ctx.df).pruned)
+    except PybuildError:
+        pass
+    stages = ctx.stages
     keys = [{s.name.lower(), str(s.index)} if s.name else {str(s.index)} for s in stages]
     reached = {len(stages) - 1}
     todo = [len(stages) - 1]
     while todo:
-        idx = todo.pop()
-        refs = _refs(stages[idx])
+        refs = _refs(stages[todo.pop()])
         for j in range(len(stages)):
             if j not in reached and keys[j] & refs:
                 reached.add(j)
                 todo.append(j)
-    for s in stages:
-        if s.index not in reached:
-            label = f"'{s.name}'" if s.name else f"#{s.index}"
-            yield ctx.finding("PB4001", s.from_, f"Stage {label} is never used by the final "
-                              "stage (build it with --target, reference it, or remove it)")
+    return set(range(len(stages))) - reached
 
 
 @rule("PB4002", W, "COPY --from names a stage that is defined later", source=PB,
