@@ -69,7 +69,7 @@ class LintConfig:
                               ("disable-ignore-pragma", "disable_ignore_pragma"),
                               ("shellcheck", "shellcheck")):
                 if key in data:
-                    out = replace(out, **{attr: bool(data[key])})
+                    out = replace(out, **{attr: bool(data[key])})  # type: ignore[arg-type]
             if "enable" in data:
                 out = replace(out, enabled=out.enabled | _codes(data["enable"]))
         except (ValueError, TypeError, AttributeError) as err:

@@ -581,11 +581,19 @@ def dl3040(ctx: Context) -> Iterator[Finding]:
                                                "/var/cache/yum")):
             return False
         # The cleanup must be by the same tool: `microdnf clean all` does not clean dnf's cache.
-        return any(not _clean_after(
-            sc, lambda c, t=tool: c.name == t and _subcommand(c, _DNF_USE),  # type: ignore[misc]
-            lambda c, t=tool: (c.name == t and c.has_arg("clean") and c.has_arg("all"))
-            or _rm_any(c, ("/var/cache/yum", "/var/cache/dnf"))) for tool in _DNF)
+        return any(_dnf_forgot(sc, tool) for tool in _DNF)
     return _simple(ctx, "DL3040", bad)
+
+
+def _dnf_forgot(sc: Script, tool: str) -> bool:
+    def use(c: Command) -> bool:
+        return c.name == tool and _subcommand(c, _DNF_USE)
+
+    def clean(c: Command) -> bool:
+        return (c.name == tool and c.has_arg("clean") and c.has_arg("all")) \
+            or _rm_any(c, ("/var/cache/yum", "/var/cache/dnf"))
+
+    return not _clean_after(sc, use, clean)
 
 
 @rule("DL3041", W, "Specify version with `dnf install -y <package>-<version>`.",

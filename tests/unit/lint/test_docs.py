@@ -4,8 +4,6 @@ committed pages equal the generated ones, and every page's examples do what they
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from builder.lint import RULES, LintConfig, lint_text
