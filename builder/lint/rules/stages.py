@@ -49,8 +49,8 @@ def _refs(stage: Stage) -> set[str]:
            "COPY --from=build /app /app")
 def unused_stage(ctx: Context) -> Iterator[Finding]:
     stages = ctx.stages
-    if len(stages) < 2:
-        return
+    if len(stages) < 2 or all(s.name for s in stages[:-1]):
+        return  # only unnamed stages can be reported; planning is not free
     for idx in sorted(_pruned(ctx)):
         s = stages[idx]
         if not s.name:
