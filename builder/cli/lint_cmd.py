@@ -47,9 +47,10 @@ def _write_atomic(path: Path, text: str) -> None:
 _STATE: dict[str, object] = {}
 
 
-def _lint_path(path: str, fix: bool = False) -> tuple[list, str, bool]:  # type: ignore[type-arg]
-    """Lint one file: (findings, error text for stderr, invalid?). Runs in a worker process
-    when files are linted in parallel, so it returns data and never prints."""
+def _lint_path(path: str, fix: bool = False) -> tuple[list, str, int]:  # type: ignore[type-arg]
+    """Lint one file: (findings, error text for stderr, exit code floor: 0, 2 unreadable,
+    3 invalid). Runs in a worker process when files are linted in parallel, so it returns
+    data and never prints."""
     import io
 
     from builder.cli.render import print_error
@@ -64,13 +65,14 @@ def _lint_path(path: str, fix: bool = False) -> tuple[list, str, bool]:  # type:
             with open(path, "rb") as fh:
                 text = fh.read().decode("utf-8", "surrogateescape")
     except OSError as exc:
-        return [], f"error: cannot read {path}: {exc.strerror or exc}\n", True
+        return [], (f"error: cannot read {path}: {exc.strerror or exc}\n"
+                    "hint: pass Dockerfile paths, or - for standard input\n"), 2
     err = io.StringIO()
     try:
         df, parse_findings = parse_for_lint(text, path)
     except PybuildError as exc:
         print_error(exc, err)
-        return [], err.getvalue(), True
+        return [], err.getvalue(), 3
     if fix:
         from builder.lint.fix import fix as do_fix
 
@@ -84,7 +86,7 @@ def _lint_path(path: str, fix: bool = False) -> tuple[list, str, bool]:  # type:
             df, parse_findings = parse_for_lint(fixed, path)
     found = parse_findings + run_lint(df, cfg)  # type: ignore[arg-type]
     # BuildKit would refuse to build a file with instruction errors: exit 3 after reporting.
-    return found, err.getvalue(), bool(parse_findings)
+    return found, err.getvalue(), 3 if parse_findings else 0
 
 
 def register(app: typer.Typer) -> None:
@@ -165,7 +167,7 @@ def register(app: typer.Typer) -> None:
         cfg = cfg.merge(extra, "command line")
 
         findings: list[Finding] = []
-        invalid = False
+        status = 0
         jobs_n = jobs if jobs > 0 else (os.cpu_count() or 1)
         parallel = (jobs_n > 1 and len(paths) >= 8 and not fix and "-" not in paths
                     and "fork" in __import__("multiprocessing").get_all_start_methods())
@@ -179,9 +181,9 @@ def register(app: typer.Typer) -> None:
         else:
             _STATE["cfg"] = cfg
             results = [_lint_path(p, fix) for p in paths]
-        for found, errors, bad in results:
+        for found, errors, code in results:
             findings += found
-            invalid = invalid or bad
+            status = max(status, code)
             if errors:
                 sys.stderr.write(errors)
         findings.sort(key=Finding.sort_key)
@@ -192,8 +194,8 @@ def register(app: typer.Typer) -> None:
                 print(text)
         else:
             print(render(format, findings, paths))
-        if invalid:
-            return 3
+        if status:
+            return status  # 3: some file is not a valid Dockerfile; 2: some file unreadable
         if cfg.no_fail:
             return 0
         return 1 if fails(findings, cfg.failure_threshold) else 0

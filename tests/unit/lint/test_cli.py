@@ -196,3 +196,9 @@ def test_many_files_in_parallel_match_serial(tmp_path: Path) -> None:
     b = run_pybuild("lint", "-f", "json", "-j", "1", *files, cwd=tmp_path)
     assert a.returncode == b.returncode == 1
     assert json.loads(a.stdout) == json.loads(b.stdout)
+
+
+def test_missing_file_is_a_usage_error(tmp_path: Path) -> None:
+    r = run_pybuild("lint", cwd=tmp_path)  # no ./Dockerfile here
+    assert r.returncode == 2
+    assert "cannot read Dockerfile" in r.stderr and "Traceback" not in r.stderr
