@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from builder.errors import Severity
+from builder.errors import PybuildError, Severity
 from builder.lint import rules as _rules  # noqa: F401  (registers every rule)
 from builder.lint.config import LintConfig
 from builder.lint.context import Context
@@ -39,7 +39,14 @@ def lint(dockerfile: n.Dockerfile, config: LintConfig | None = None) -> list[Fin
     pragmas = collect(dockerfile)
     findings: list[Finding] = []
     for r in enabled_rules(config):
-        for f in r.check(ctx):
+        try:
+            produced = list(r.check(ctx))
+        except Exception as exc:  # a bug in one rule must not surface as a traceback
+            raise PybuildError(f"internal error in lint rule {r.code} on {dockerfile.path}: "
+                               f"{type(exc).__name__}: {exc}",
+                               hint=f"skip the rule with --ignore {r.code} and report this "
+                                    "Dockerfile") from exc
+        for f in produced:
             if not config.disable_ignore_pragma and (
                 f.code in pragmas.global_ or f.code in pragmas.by_line.get(f.line, ())
             ):

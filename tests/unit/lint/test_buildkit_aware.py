@@ -69,3 +69,19 @@ def test_dl1001_reports_inline_pragmas_when_enabled() -> None:
     text = "FROM debian:12\n# hadolint ignore=DL3003\nRUN cd /x\n"
     assert not has(text, "DL1001")
     assert has(text, "DL1001", LintConfig(enabled=frozenset({"DL1001"})))
+
+
+def test_a_crashing_rule_is_a_clean_error(monkeypatch) -> None:
+    import pytest
+
+    from builder.errors import PybuildError
+    from builder.lint import RULES
+    from builder.lint.rule import Rule
+
+    def boom(ctx):  # type: ignore[no-untyped-def]
+        raise KeyError("x")
+
+    r = RULES["DL3000"]
+    monkeypatch.setitem(RULES, "DL3000", Rule(r.code, r.severity, r.message, boom))
+    with pytest.raises(PybuildError, match="internal error in lint rule DL3000"):
+        codes("FROM alpine:3.20\n")
