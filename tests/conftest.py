@@ -8,7 +8,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures"
-SHARED = ROOT.parent / "shared"
+# ../shared from the checkout; helper worktrees sit one level deeper (/work/wt/<name>), so the
+# nearest ancestor that has shared/conformance wins.
+SHARED = next((p / "shared" for p in ROOT.parents if (p / "shared" / "conformance").is_dir()),
+              ROOT.parent / "shared")
 CONFORMANCE = SHARED / "conformance"
 
 

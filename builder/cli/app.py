@@ -29,11 +29,17 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
+    ctx: typer.Context,
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
     ),
+    root: str = typer.Option(
+        None, "--root", envvar="PYBUILD_ROOT", metavar="DIR",
+        help="Store directory (default: /var/lib/pybuild as root, else $XDG_DATA_HOME/pybuild).",
+    ),
 ) -> None:
     """pybuild: build, export, run and lint container images from Dockerfiles."""
+    ctx.obj = {"root": root}  # read by builder.cli.image_cmds.open_store
 
 
 for _module in (parse_cmd, graph_cmd, image_cmds, sandbox_cmds, build_cmd, lint_cmd):

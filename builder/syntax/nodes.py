@@ -47,6 +47,8 @@ class Heredoc:
     chomp_tabs: bool = False
     file_descriptor: int = 0
     span: Span | None = None
+    # The body exactly as read (before `<<-` tab stripping); None when equal to `content`.
+    raw_content: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

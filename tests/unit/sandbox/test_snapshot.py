@@ -1,0 +1,116 @@
+"""Overlay upperdir → ChangeSet: whiteouts, opaque dirs, xattr stripping, stub removal."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from builder.snapshot import changes
+
+
+def _root_only() -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root: mknod of a 0:0 whiteout and trusted.* xattrs")
+
+
+def test_plain_files_dirs_and_symlinks_are_adds_sorted(tmp_path: Path) -> None:
+    up = tmp_path / "up"
+    (up / "b" / "c").mkdir(parents=True)
+    (up / "b" / "c" / "f").write_text("x")
+    (up / "a").write_text("y")
+    (up / "b-x").symlink_to("a")
+    cs = changes(str(up))
+    assert [(c.path, c.kind) for c in cs.changes] == [
+        ("a", "add"), ("b", "add"), ("b-x", "add"), ("b/c", "add"), ("b/c/f", "add")]
+    assert cs.source(cs.changes[0]) == str(up / "a")
+
+
+def test_whiteout_device_is_a_deletion(tmp_path: Path) -> None:
+    _root_only()
+    up = tmp_path / "up"
+    (up / "etc").mkdir(parents=True)
+    os.mknod(up / "etc" / "gone", 0o600 | 0o020000, os.makedev(0, 0))
+    cs = changes(str(up))
+    assert cs.paths["etc/gone"].kind == "delete"
+    assert cs.paths["etc"].kind == "add"
+
+
+def test_a_real_char_device_is_not_a_whiteout(tmp_path: Path) -> None:
+    _root_only()
+    up = tmp_path / "up"
+    up.mkdir()
+    os.mknod(up / "null", 0o666 | 0o020000, os.makedev(1, 3))
+    assert changes(str(up)).paths["null"].kind == "add"
+
+
+@pytest.mark.parametrize("name", ["trusted.overlay.opaque", "user.overlay.opaque"])
+def test_opaque_dir_and_overlay_xattrs_stripped(tmp_path: Path, name: str) -> None:
+    _root_only()
+    up = tmp_path / "up"
+    (up / "d").mkdir(parents=True)
+    try:
+        os.setxattr(up / "d", name, b"y")
+        os.setxattr(up / "d", "user.keep", b"1")
+        os.setxattr(up / "d", "trusted.overlay.origin", b"junk")
+    except OSError as exc:
+        pytest.skip(f"filesystem of {tmp_path} lacks xattrs: {exc}")
+    c = changes(str(up)).paths["d"]
+    assert c.opaque and c.kind == "add"
+    assert c.xattrs == (("user.keep", b"1"),)
+
+
+def test_opaque_other_value_is_not_opaque(tmp_path: Path) -> None:
+    _root_only()
+    up = tmp_path / "up"
+    (up / "d").mkdir(parents=True)
+    os.setxattr(up / "d", "trusted.overlay.opaque", b"x")
+    assert not changes(str(up)).paths["d"].opaque
+
+
+def test_stubs_are_dropped_with_their_copy_up_parents(tmp_path: Path) -> None:
+    lower = tmp_path / "lower"
+    (lower / "etc").mkdir(parents=True)
+    up = tmp_path / "up"
+    (up / "etc").mkdir(parents=True)
+    os.chmod(up / "etc", os.stat(lower / "etc").st_mode & 0o7777)
+    (up / "etc" / "hosts").write_text("")
+    (up / "proc").mkdir()
+    (up / "mnt" / "data").mkdir(parents=True)
+    (up / "mnt" / "kept").write_text("real change")
+    (up / "new").write_text("n")
+    cs = changes(str(up), stubs=("proc", "etc/hosts", "mnt", "mnt/data"), lowers=(str(lower),))
+    assert [c.path for c in cs.changes] == ["mnt", "mnt/kept", "new"]
+
+
+def test_stub_that_the_step_filled_is_kept(tmp_path: Path) -> None:
+    up = tmp_path / "up"
+    (up / "etc").mkdir(parents=True)
+    (up / "etc" / "hosts").write_text("written by the step")
+    cs = changes(str(up), stubs=("etc", "etc/hosts"))
+    assert [c.path for c in cs.changes] == ["etc", "etc/hosts"]
+
+
+def test_parent_with_changed_mode_is_kept(tmp_path: Path) -> None:
+    lower = tmp_path / "lower"
+    (lower / "etc").mkdir(parents=True)
+    os.chmod(lower / "etc", 0o755)
+    up = tmp_path / "up"
+    (up / "etc").mkdir(parents=True)
+    os.chmod(up / "etc", 0o700)
+    (up / "etc" / "hosts").write_text("")
+    cs = changes(str(up), stubs=("etc/hosts",), lowers=(str(lower),))
+    assert [c.path for c in cs.changes] == ["etc"]
+
+
+def test_owner_maps_rootless_host_ids_back(tmp_path: Path) -> None:
+    up = tmp_path / "up"
+    up.mkdir()
+    cs = changes(str(up), uid_map=((0, 1001, 1), (1, 100000, 65536)),
+                 gid_map=((0, 1001, 1), (1, 100000, 65536)))
+    st = os.stat_result((0o100644, 0, 0, 1, 100999, 1001, 0, 0, 0, 0))
+    assert cs.owner(st) == (1000, 0)
+    st = os.stat_result((0o100644, 0, 0, 1, 5, 5, 0, 0, 0, 0))
+    assert cs.owner(st) == (65534, 65534)
+    assert changes(str(up)).owner(st) == (5, 5)
