@@ -53,9 +53,13 @@ def _with_default_command(argv: list[str]) -> list[str]:
     if not argv or argv[0] in ("-h", "--help", "--version"):
         return argv
     commands = getattr(_COMMAND, "commands", {})
-    if argv[0] in commands or "build" not in commands:
+    # Skip the global options (`--root DIR` / `--root=DIR`) to find the first word.
+    i = 0
+    while i < len(argv) and (argv[i] == "--root" or argv[i].startswith("--root=")):
+        i += 2 if argv[i] == "--root" else 1
+    if i >= len(argv) or argv[i] in commands or "build" not in commands:
         return argv
-    return ["build", *argv]
+    return [*argv[:i], "build", *argv[i:]]
 
 
 def main(argv: list[str] | None = None) -> int:
