@@ -36,7 +36,7 @@ import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
 from builder.digest import Digest
 from builder.errors import ImageError
@@ -50,6 +50,13 @@ from builder.oci.model import (
     canonical_json,
     media_type_of,
 )
+
+
+class ReadStream(Protocol):
+    """Anything with a bytes `read`: files, tar members, decompressors, VerifiedReader."""
+
+    def read(self, n: int = -1, /) -> bytes: ...
+
 
 ENV_ROOT = "PYBUILD_ROOT"
 SYSTEM_ROOT = Path("/var/lib/pybuild")
@@ -200,7 +207,7 @@ class BlobWriter:
                              f"{self._expected_size}")
         return len(data)
 
-    def copy_from(self, src: BinaryIO) -> None:
+    def copy_from(self, src: ReadStream) -> None:
         while block := src.read(_CHUNK):
             self.write(block)
 
@@ -251,7 +258,7 @@ class VerifiedReader:
         self._hash = hashlib.sha256()
         self._done = False
 
-    def read(self, n: int = -1) -> bytes:
+    def read(self, n: int = -1, /) -> bytes:
         data = self._f.read(n)
         self._hash.update(data)
         if (not data or n < 0) and not self._done:
@@ -328,7 +335,7 @@ class Store:
             w.write(data)
             return w.commit()
 
-    def put_blob_stream(self, src: BinaryIO, expected: Digest | None = None,
+    def put_blob_stream(self, src: ReadStream, expected: Digest | None = None,
                         expected_size: int | None = None) -> Digest:
         """Stream a file object into the store (verified against `expected` if given)."""
         with self.blob_writer(expected, expected_size) as w:

@@ -8,10 +8,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures"
-# ../shared from the checkout; helper worktrees sit one level deeper (/work/wt/<name>), so the
-# nearest ancestor that has shared/conformance wins.
-SHARED = next((p / "shared" for p in ROOT.parents if (p / "shared" / "conformance").is_dir()),
-              ROOT.parent / "shared")
+# ../shared beside the checkout; a git worktree one level deeper (/work/wt/<name>) finds it
+# one level further up.
+SHARED = next((p / "shared" for p in (ROOT.parent, ROOT.parent.parent)
+               if (p / "shared" / "conformance").is_dir()), ROOT.parent / "shared")
 CONFORMANCE = SHARED / "conformance"
 
 

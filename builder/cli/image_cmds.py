@@ -15,7 +15,7 @@ from builder.digest import Digest
 from builder.errors import ImageError, UsageError
 from builder.oci import image as oci_image
 from builder.oci import layout
-from builder.oci.model import Compression
+from builder.oci.model import Compression, History
 from builder.oci.reference import Transport, parse, parse_name
 from builder.store import ENV_ROOT, Store, resolve_root
 
@@ -127,17 +127,17 @@ def register(app: typer.Typer) -> None:
         layers = list(img.manifest.layers)
         rows = [["CREATED", "CREATED BY", "SIZE", "COMMENT"]]
         entries = list(img.config.history)
-        sized: list[tuple[int, object]] = []
+        sized: list[tuple[int, History]] = []
         for h in entries:
             if h.empty_layer:
                 sized.append((0, h))
             else:
                 sized.append((layers.pop(0).size if layers else 0, h))
         for size, h in reversed(sized):
-            by = h.created_by  # type: ignore[attr-defined]
+            by = h.created_by
             if not no_trunc and len(by) > 45:
                 by = by[:44] + "…"
-            rows.append([_ago(h.created), by, _size(size), h.comment])  # type: ignore[attr-defined]
+            rows.append([_ago(h.created), by, _size(size), h.comment])
         _table(rows)
 
     @app.command("tag")

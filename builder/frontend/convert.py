@@ -6,6 +6,7 @@ from __future__ import annotations
 import posixpath
 import re
 from collections.abc import Callable
+from dataclasses import replace
 
 from builder.frontend import gocompat
 from builder.frontend.expand import ExpansionError, ShellLexer
@@ -323,9 +324,11 @@ def convert_copy(ctx: PlanContext, st: StageState, inst: n.Instruction) -> None:
                             (inst.flag("checksum") or inst).span,
                             hint="expected sha256:<64 hex digits> (or a git commit)")
     excludes = tuple(ctx.expand(str(x), st.run_env, inst) for x in flags.get("exclude", ()))
-    common = dict(chown=str(flags.get("chown", "")), chmod=chmod,
-                  link=bool(flags.get("link", False)), excludes=excludes,
-                  parents=bool(flags.get("parents", False)), add=is_add)
+    # Fields every Copy step of this instruction shares; each source kind fills in the rest.
+    template = Copy(root=st.root, source=None, sources=(), dest=dest,
+                    chown=str(flags.get("chown", "")), chmod=chmod,
+                    link=bool(flags.get("link", False)), excludes=excludes,
+                    parents=bool(flags.get("parents", False)), add=is_add)
     from_ref = str(flags.get("from", ""))
     local: list[str] = []
     for src in plain:
@@ -348,9 +351,8 @@ def convert_copy(ctx: PlanContext, st: StageState, inst: n.Instruction) -> None:
                 origin = ctx.add(HttpSource(url=src, checksum=checksum, filename=fname),
                                  inst.span)
                 sources = (fname,)
-            st.root = ctx.add(Copy(root=st.root, source=origin, sources=sources, dest=dest,
-                                   unpack=bool(flags.get("unpack", False)), **common),
-                              inst.span)
+            st.root = ctx.add(replace(template, root=st.root, source=origin, sources=sources,
+                                      unpack=bool(flags.get("unpack", False))), inst.span)
             st.steps.append(st.root)
         else:
             local.append(src)
@@ -362,9 +364,8 @@ def convert_copy(ctx: PlanContext, st: StageState, inst: n.Instruction) -> None:
                 _include(s) for s in local} else ()
             origin = ctx.add(ContextSource(includes=includes,
                                            excludes=tuple(ctx.options.dockerignore)), inst.span)
-        st.root = ctx.add(Copy(root=st.root, source=origin, sources=tuple(local), dest=dest,
-                               unpack=bool(flags.get("unpack", True)) and is_add, **common),
-                          inst.span)
+        st.root = ctx.add(replace(template, root=st.root, source=origin, sources=tuple(local),
+                                  unpack=bool(flags.get("unpack", True)) and is_add), inst.span)
         st.steps.append(st.root)
     if docs:
         inline = []
@@ -377,8 +378,9 @@ def convert_copy(ctx: PlanContext, st: StageState, inst: n.Instruction) -> None:
                 except ExpansionError as err:
                     raise ctx.error("DF-EXPAND", err.message, inst.span) from None
             inline.append(InlineFile(name=d.name, content=content))
-        st.root = ctx.add(Copy(root=st.root, source=None, sources=tuple(d.name for d in docs),
-                               dest=dest, inline=tuple(inline), **common), inst.span)
+        st.root = ctx.add(replace(template, root=st.root, source=None,
+                                  sources=tuple(d.name for d in docs), inline=tuple(inline)),
+                          inst.span)
         st.steps.append(st.root)
     if not plain and not docs:
         raise ctx.error("DF-ARGS", f"{kind} requires at least one source", inst.span)
@@ -578,9 +580,10 @@ def convert_onbuild(ctx: PlanContext, st: StageState, inst: n.Instruction) -> No
     inner = inst.inner.keyword
     if inner == "ONBUILD":
         raise ctx.error("DF-ONBUILD", "Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed",
-                        inst.span)
+                        inst.inner.span)
     if inner in ("FROM", "MAINTAINER"):
-        raise ctx.error("DF-ONBUILD", f"{inner} isn't allowed as an ONBUILD trigger", inst.span)
+        raise ctx.error("DF-ONBUILD", f"{inner} isn't allowed as an ONBUILD trigger",
+                        inst.inner.span)
     st.on_build.append(_ONBUILD_PREFIX.sub("", inst.original, count=1))
 
 

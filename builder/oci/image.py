@@ -135,11 +135,11 @@ def lookup(store: Store, text: str) -> tuple[str | None, Digest]:
         raise ImageError(f"{text} is not a stored image name; use `pybuild load`")
     if ref.digest is not None and store.has_blob(ref.digest):
         return ref.name, ref.digest
-    digest = store.get_image(ref.name)
-    if digest is None:
+    found = store.get_image(ref.name)
+    if found is None:
         raise ImageError(f"no such image: {ref.familiar}",
                          hint="see `pybuild images`; load or pull it first")
-    return ref.name, digest
+    return ref.name, found
 
 
 def _config_id(store: Store, digest: Digest) -> str:
@@ -224,6 +224,33 @@ def commit_single_layer_image(store: Store, rec: LayerRecord, *,
                          history=(History(created=created, created_by=created_by,
                                           comment=comment),))
     return commit_image(store, config, [rec.best_for_reading()])
+
+
+def chain_id(diff_ids: Sequence[Digest]) -> Digest:
+    """The OCI ChainID of a layer stack (image-spec config.md "Layer ChainID"):
+    ChainID(L0) = DiffID(L0); ChainID(L0..n) = sha256(ChainID(L0..n-1) + " " + DiffID(Ln))."""
+    if not diff_ids:
+        raise ValueError("an empty layer stack has no ChainID")
+    chain = diff_ids[0]
+    for d in diff_ids[1:]:
+        chain = Digest.of_bytes(f"{chain} {d}".encode())
+    return chain
+
+
+def checkout(store: Store, diff_ids: Sequence[Digest]) -> Path:
+    """A read-only-by-convention rootfs with `diff_ids` applied (base first), unpacked once and
+    kept in the store under its ChainID (an empty stack gives an empty dir). Callers that
+    modify a checkout must copy it (or mount it as an overlay lower) first."""
+    key = "empty" if not diff_ids else chain_id(diff_ids).hex
+    path = store.rootfs_path(key)
+    if store.has_rootfs(key):
+        return path
+    from builder.oci.layers import apply_layers
+
+    with store.lock(f"rootfs-{key[:32]}"), store.new_rootfs(key) as tmp:
+        if not store.has_rootfs(key):
+            apply_layers(store, diff_ids, tmp)
+    return path
 
 
 def ref_for_store(text: str) -> ImageRef:

@@ -49,7 +49,7 @@ import pyzstd
 from builder.digest import Digest
 from builder.errors import ImageError
 from builder.oci.model import Compression, Descriptor
-from builder.store import LayerRecord, Store
+from builder.store import LayerRecord, ReadStream, Store
 
 BLOCK = 1 << 20                 # compression block: fixed, so output never depends on timing
 GZIP_LEVEL = 6                  # gzip/pigz default
@@ -186,8 +186,9 @@ class _Compressor:
             # RFC 1952 header, fixed: no name, MTIME=0, XFL=0, OS=255 (unknown) → byte-stable.
             self._emit(b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff")
         elif compression is Compression.ZSTD:
-            opts = {pyzstd.CParameter.compressionLevel: ZSTD_LEVEL if level is None else level,
-                    pyzstd.CParameter.checksumFlag: 1}
+            opts: dict[int, int] = {
+                pyzstd.CParameter.compressionLevel: ZSTD_LEVEL if level is None else level,
+                pyzstd.CParameter.checksumFlag: 1}
             # Always ≥ 1 worker: multi-threaded zstd output does not depend on the worker
             # count, so the bytes are the same on a 1-core and a 64-core machine (they would
             # differ from single-threaded mode, nbWorkers=0); see zstd.h ZSTD_c_nbWorkers.
@@ -503,7 +504,7 @@ def ensure_variant(store: Store, diff_id: Digest, compression: Compression, *,
 
 
 @contextlib.contextmanager
-def decompressed(raw: BinaryIO) -> Iterator[BinaryIO]:
+def decompressed(raw: ReadStream) -> Iterator[BinaryIO]:
     """A read stream of the uncompressed tar, detecting gzip / zstd / plain by magic."""
     head = raw.read(4)
     src: BinaryIO = _Prefixed(head, raw)  # type: ignore[assignment]
@@ -520,7 +521,7 @@ def decompressed(raw: BinaryIO) -> Iterator[BinaryIO]:
 class _Prefixed(io.RawIOBase):
     """A stream that first returns `head` then reads from `rest`."""
 
-    def __init__(self, head: bytes, rest: BinaryIO) -> None:
+    def __init__(self, head: bytes, rest: ReadStream) -> None:
         self._head = head
         self._rest = rest
 
@@ -809,7 +810,7 @@ class _Applier:
                     os.close(fd)
 
 
-def apply_layer(stream: BinaryIO, target: str | os.PathLike[str], *, name: str = "layer",
+def apply_layer(stream: ReadStream, target: str | os.PathLike[str], *, name: str = "layer",
                 is_root: bool | None = None) -> None:
     """Apply one layer (gzip, zstd or plain tar, detected) on top of `target`.
 

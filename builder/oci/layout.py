@@ -20,7 +20,7 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, BinaryIO
+from typing import IO, Any
 
 from builder.digest import Digest
 from builder.errors import ImageError
@@ -44,7 +44,7 @@ from builder.oci.model import (
     media_type_of,
 )
 from builder.oci.reference import ImageRef, Transport, parse_name
-from builder.store import Store, atomic_write, fsync_dir
+from builder.store import ReadStream, Store, atomic_write, fsync_dir
 
 _META_MAX = 16 << 20  # index.json, manifest.json, repositories: JSON, never huge
 _BLOB_RE = re.compile(r"^blobs/sha256/([0-9a-f]{64})$")
@@ -165,7 +165,7 @@ def load_layout(store: Store, path: str | os.PathLike[str], tag: str | None = No
     return _load_index(store, index_bytes, str(root), tag, digest)
 
 
-def _ingest_tar(store: Store, f: BinaryIO, origin: str) -> tuple[dict[str, bytes],
+def _ingest_tar(store: Store, f: ReadStream, origin: str) -> tuple[dict[str, bytes],
                                                                  dict[str, Descriptor]]:
     """Stream every regular member of an archive into the store. Returns (small metadata
     files by name, blob descriptor by member name). Members named blobs/sha256/<hex> must
@@ -372,11 +372,31 @@ class _TarOut:
 
         self.tf.addfile(self._info(name, tarfile.REGTYPE, len(data)), io.BytesIO(data))
 
-    def stream(self, name: str, size: int, src: BinaryIO) -> None:
-        self.tf.addfile(self._info(name, tarfile.REGTYPE, size), src)
+    def stream(self, name: str, size: int, src: ReadStream) -> None:
+        self.tf.addfile(self._info(name, tarfile.REGTYPE, size), _FullReads(src))
 
     def close(self) -> None:
         self.tf.close()
+
+
+class _FullReads:
+    """tarfile treats a short read as EOF; decompressors return short reads. Fill them."""
+
+    def __init__(self, src: ReadStream) -> None:
+        self._src = src
+
+    def read(self, n: int = -1, /) -> bytes:
+        data = self._src.read(n)
+        if n < 0:
+            return data
+        if len(data) == n or not data:
+            return data
+        parts = [data]
+        got = len(data)
+        while got < n and (more := self._src.read(n - got)):
+            parts.append(more)
+            got += len(more)
+        return b"".join(parts)
 
 
 @contextlib.contextmanager

@@ -43,6 +43,10 @@ MNT_DETACH = 2
 # <linux/prctl.h>
 PR_SET_PDEATHSIG = 1
 PR_CAPBSET_DROP = 24
+PR_SET_SECCOMP = 22
+PR_SET_DUMPABLE = 4
+PR_SET_NAME = 15
+SECCOMP_MODE_FILTER = 2
 PR_SET_NO_NEW_PRIVS = 38
 PR_SET_CHILD_SUBREAPER = 36
 
@@ -139,3 +143,31 @@ def setns(fd: int, nstype: int) -> None:
         fn(fd, nstype)
         return
     _check(_libc.setns(fd, nstype), "setns")
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
+                ("inheritable", ctypes.c_uint32)]
+
+
+_LINUX_CAPABILITY_VERSION_3 = 0x20080522
+
+
+def set_capabilities(caps: int) -> None:
+    """capset(2): effective = permitted = `caps` (a bit mask), inheritable = none."""
+    header = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)
+    data = (_CapData * 2)()
+    for i in range(2):
+        word = (caps >> (32 * i)) & 0xFFFFFFFF
+        data[i].effective = data[i].permitted = word
+    _check(_libc.capset(ctypes.byref(header), data), "capset")
+
+
+def set_name(name: str) -> None:
+    """Set this process's comm (what ps shows), at most 15 bytes."""
+    buf = ctypes.create_string_buffer(name.encode()[:15])
+    prctl(PR_SET_NAME, ctypes.addressof(buf))

@@ -37,7 +37,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from builder.errors import EnvironmentProblem, PybuildError
-from builder.sandbox import linux, users
+from builder.sandbox import linux, seccomp, users
 from builder.sandbox.mode import Mode, ModeReport, detect, subid_range
 from builder.sandbox.ociconfig import CAP_NUMBERS, DEFAULT_CAPS, MASKED_PATHS, READONLY_PATHS
 from builder.sandbox.spec import ExecResult, IdMap, Mount, SandboxSpec
@@ -81,6 +81,11 @@ class _Plan:
     last_cap: int
     uid_map: tuple[IdMap, ...] = ()
     gid_map: tuple[IdMap, ...] = ()
+    apt_conf: str | None = None  # single-id mode: APT::Sandbox::User "root" (see _prepare)
+
+    @property
+    def single_id(self) -> bool:
+        return len(self.uid_map) == 1
 
 
 def _unavailable(report: ModeReport) -> SandboxUnavailable:
@@ -382,8 +387,16 @@ def _prepare(spec: SandboxSpec, report: ModeReport) -> tuple[_Plan, str | None]:
         flags |= linux.CLONE_NEWUSER
     uid, gid = os.getuid(), os.getgid()
     uid_map, gid_map = id_maps(report)
+    apt_conf = None
+    if len(uid_map) == 1:
+        # apt drops privileges to `_apt` for downloads, which single-id mode cannot do; like
+        # Charliecloud, tell it not to (a mounted conf file, never part of the layer).
+        apt_conf = os.path.join(work, "apt-no-sandbox.conf")
+        with open(apt_conf, "w") as f:
+            f.write('APT::Sandbox::User "root";\n')
     plan = _Plan(flags, report.mode, spec.lowers, spec.upper, ovl_work, root, hosts, resolv,
-                 report.mode is not Mode.ROOT, uid, gid, _last_cap(), uid_map, gid_map)
+                 report.mode is not Mode.ROOT, uid, gid, _last_cap(), uid_map, gid_map,
+                 apt_conf)
     return plan, tmpdir
 
 
@@ -631,6 +644,7 @@ def _c2(spec: SandboxSpec, plan: _Plan, stdio: dict[int, int], status_w: int, li
     try:
         signal.pthread_sigmask(signal.SIG_BLOCK, _INIT_SIGNALS)
         _armed(life_r)
+        linux.set_name("pybuild-init")
         os.setsid()  # out of the terminal's process group: Ctrl-C reaches only pybuild
         for target, fd in stdio.items():
             if fd != target:
@@ -657,7 +671,7 @@ def _c2(spec: SandboxSpec, plan: _Plan, stdio: dict[int, int], status_w: int, li
                 linux.prctl(linux.PR_CAPBSET_DROP, cap)
         # pid 1 itself drops to the user: it only reaps and signals its own child, and then
         # the command can be started with posix_spawn (vfork+exec) instead of a second fork.
-        if len(plan.uid_map) == 1:
+        if plan.single_id:
             # Single-id mode: only 0 exists inside and setgroups(2) is denied (user_namespaces(7)).
             if user.uid != 0 or user.gid != 0:
                 raise SandboxError(
@@ -669,6 +683,12 @@ def _c2(spec: SandboxSpec, plan: _Plan, stdio: dict[int, int], status_w: int, li
             os.setgroups(list(user.groups))
             os.setgid(user.gid)
             os.setuid(user.uid)
+        if plan.single_id and seccomp.SUPPORTED:
+            seccomp.install()  # needs CAP_SYS_ADMIN in the user namespace: before capset
+        if user.uid == 0:
+            # pid 1 keeps no more power than the command (which could ptrace it otherwise).
+            linux.set_capabilities(sum(1 << c for c in _KEEP_CAPS))
+        linux.prctl(linux.PR_SET_DUMPABLE, 0)  # and the command may not ptrace pid 1 at all
         _armed(life_r)  # changing credentials clears PDEATHSIG: re-arm it
         keep = sorted((status_w, life_r))
         os.closerange(3, keep[0])
@@ -795,6 +815,8 @@ def _build_root(spec: SandboxSpec, plan: _Plan) -> list[str]:
     for d in ("proc", "sys", "dev"):
         _stub(root, d, False, stubs)
     etc_files = [("etc/hosts", plan.hosts), ("etc/resolv.conf", plan.resolv)]
+    if plan.apt_conf and os.path.isdir(f"{root}/etc/apt/apt.conf.d"):
+        etc_files.append(("etc/apt/apt.conf.d/zz-pybuild-no-sandbox", plan.apt_conf))
     etc_mounts = []
     for rel, source in etc_files:
         if source is None:

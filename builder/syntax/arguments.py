@@ -15,6 +15,7 @@ import re
 
 from builder.syntax.prepass import GO_SPACE
 
+_ASCII_SPACE = "\t\n\v\f\r "
 # BuildKit's reWhitespace: ASCII blanks only.
 WHITESPACE = re.compile(r"[\t\v\f\r ]+")
 
@@ -152,7 +153,8 @@ def parse_json(rest: str) -> list[str] | None:
     if not isinstance(value, list):
         return None
     if not all(isinstance(v, str) for v in value):
-        raise NotStringArray("when using JSON array syntax, arrays must be comprised of strings only")
+        raise NotStringArray(
+            "when using JSON array syntax, arrays must be comprised of strings only")
     return [_go_string(v) for v in value]
 
 
@@ -192,14 +194,16 @@ def parse_name_val(rest: str, keyword: str, escape: str) -> list[tuple[str, str,
 def split_health(rest: str) -> tuple[str, str, int] | None:
     """BuildKit's parseHealthConfig: the type word (CMD, NONE, …), the command text after it
     and the command's offset; None when there is no argument."""
+    # BuildKit tests unicode.IsSpace on single *bytes*; for ASCII text that is exactly the
+    # ASCII blanks (non-ASCII spaces are not separators here, see dockerfile-support.md).
     sep = 0
     n = len(rest)
-    while sep < n and rest[sep] not in GO_SPACE:
+    while sep < n and rest[sep] not in _ASCII_SPACE:
         sep += 1
     if sep == 0:
         return None
     nxt = sep
-    while nxt < n and rest[nxt] in GO_SPACE:
+    while nxt < n and rest[nxt] in _ASCII_SPACE:
         nxt += 1
     return rest[:sep], rest[nxt:], nxt
 

@@ -9,6 +9,7 @@ import re
 from typing import TYPE_CHECKING
 
 from builder.syntax import codes, nodes
+from builder.syntax.prepass import heredoc_markers
 
 if TYPE_CHECKING:
     from builder.syntax.parser import Raw, _Context
@@ -25,8 +26,8 @@ FLAGS: dict[str, tuple[str, ...]] = {
 BOOL_FLAGS = frozenset({"link", "parents", "keep-git-dir", "unpack"})
 # BuildKit's stage-name rule (instructions/parse.go validateDefinitionDescription/stageName).
 _STAGE_NAME = re.compile(r"[a-z][a-z0-9\-_.]*")
-_AT_LEAST_ONE = ("ARG", "ENV", "EXPOSE", "LABEL", "VOLUME", "RUN", "SHELL", "HEALTHCHECK",
-                 "FROM", "ONBUILD")
+# (RUN, CMD and ENTRYPOINT may be empty in BuildKit: no argument check there.)
+_AT_LEAST_ONE = ("ARG", "ENV", "EXPOSE", "LABEL", "VOLUME", "SHELL", "HEALTHCHECK", "FROM")
 _EXACTLY_ONE = ("USER", "WORKDIR", "STOPSIGNAL", "MAINTAINER")
 
 
@@ -40,17 +41,24 @@ def check(node: nodes.Instruction, raw: Raw, ctx: _Context) -> None:
             "instructions are " + ", ".join(sorted(nodes.INSTRUCTIONS)))
         what = f"unknown instruction: {raw.written}" if raw.written else "empty instruction"
         raise ctx.error(codes.UNKNOWN_INSTRUCTION, what, at, at + len(raw.written), hint)
-    _check_flags(node, raw, ctx)
+    if not (kw == "HEALTHCHECK" and raw.args and raw.args[0].upper() == "NONE"):
+        _check_flags(node, raw, ctx)  # BuildKit never parses the flags of HEALTHCHECK NONE
     args = raw.args
     end = at + len(raw.written)
     if kw in _AT_LEAST_ONE and not args and not node.heredocs:
         raise ctx.error(codes.MISSING_ARGUMENTS, f"{kw} requires at least one argument",
                         at, end)
-    if kw in ("COPY", "ADD") and len(args) < 2:
-        raise ctx.error(codes.MISSING_ARGUMENTS,
-                        f"{kw} requires at least two arguments, but only {len(args)} "
-                        f"{'was' if len(args) == 1 else 'were'} provided",
-                        at, end, f"write `{kw} <source>... <destination>`")
+    if kw in ("COPY", "ADD"):
+        if len(args) < 2:
+            raise ctx.error(codes.MISSING_ARGUMENTS,
+                            f"{kw} requires at least two arguments, but only one was provided. "
+                            "Destination could not be determined",
+                            at, end, f"write `{kw} <source>... <destination>`")
+        if heredoc_markers(args[-1]) and not raw.json:
+            off = raw.offsets[-1]
+            raise ctx.error(codes.HEREDOC_DESTINATION,
+                            f"{kw} cannot accept a heredoc as a destination", off,
+                            off + len(args[-1]), "put the here-document before the destination")
     if kw in _EXACTLY_ONE and not args:
         raise ctx.error(codes.MISSING_ARGUMENTS, f"{kw} requires exactly one argument", at, end)
     if kw == "FROM":
@@ -69,6 +77,11 @@ def check(node: nodes.Instruction, raw: Raw, ctx: _Context) -> None:
             if decl.name == "":
                 raise ctx.error(codes.EMPTY_NAME, "ARG names can not be blank", off,
                                 off + 1, "write `ARG name` or `ARG name=default`")
+    elif kw == "VOLUME":
+        for path, off in zip(args, raw.offsets, strict=True):
+            if path.strip(" \t\n\v\f\r") == "":
+                raise ctx.error(codes.EMPTY_NAME, "VOLUME specified can not be an empty string",
+                                off, off + 1)
     elif kw == "HEALTHCHECK":
         _check_healthcheck(raw, ctx)
     elif kw == "ONBUILD":
@@ -113,9 +126,6 @@ def _check_healthcheck(raw: Raw, ctx: _Context) -> None:
         if len(raw.args) > 1:
             raise ctx.error(codes.HEALTHCHECK_TYPE, "HEALTHCHECK NONE takes no arguments",
                             off, raw.rest_offset + len(raw.rest))
-        if raw.flags:
-            _, start, end = raw.flags[0]
-            raise ctx.error(codes.HEALTHCHECK_TYPE, "HEALTHCHECK NONE takes no flags", start, end)
     elif typ == "CMD":
         if len(raw.args) < 2:
             raise ctx.error(codes.MISSING_ARGUMENTS, "Missing command after HEALTHCHECK CMD",
@@ -128,13 +138,14 @@ def _check_healthcheck(raw: Raw, ctx: _Context) -> None:
 
 def _check_onbuild(node: nodes.Instruction, raw: Raw, ctx: _Context) -> None:
     inner = raw.inner
-    assert inner is not None  # an empty ONBUILD failed the argument check already
+    if inner is None:
+        raise ctx.error(codes.MISSING_ARGUMENTS, "ONBUILD requires at least one argument",
+                        raw.start, raw.start + len(raw.written),
+                        "write `ONBUILD <instruction>`, e.g. ONBUILD COPY . /app")
     if inner.keyword in ("ONBUILD", "FROM", "MAINTAINER"):
         what = ("Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed" if inner.keyword == "ONBUILD"
                 else f"{inner.keyword} isn't allowed as an ONBUILD trigger")
         raise ctx.error(codes.ONBUILD_TRIGGER, what, inner.start,
                         inner.start + len(inner.written))
-    if raw.flags:
-        _, start, end = raw.flags[0]
-        raise ctx.error(codes.UNKNOWN_FLAG, "ONBUILD takes no flags", start, end)
-    check(node.inner if isinstance(node, nodes.Onbuild) else node, inner, ctx)
+    # The trigger itself is not checked: BuildKit stores it as text and only parses it when
+    # a child image is built FROM this one (the front end re-parses it there).

@@ -131,18 +131,17 @@ def _walk(tree: Any, text: str, base: int, ctx: _Context) -> Raw:
         if rest:
             if (sub is not None and not terminated
                     and base + sub.children[0].start_pos == rest_offset):
-                raw.inner = _walk(sub, text[sub.children[0].start_pos:].rstrip(GO_SPACE),
-                                  base + sub.children[0].start_pos, ctx)
+                raw.inner = _walk(sub, text, base, ctx)
                 raw.inner.original = rest
             else:
                 raw.inner = _parse_line(rest, ctx, rest_offset)
         return raw
     del args_tree  # the argument text is re-read from `rest` (see the `--` rule above)
-    _split_arguments(raw, rest, rest_offset)
+    _split_arguments(raw, rest, rest_offset, ctx.scanner.escape)
     return raw
 
 
-def _split_arguments(raw: Raw, rest: str, off: int) -> None:
+def _split_arguments(raw: Raw, rest: str, off: int, escape: str) -> None:
     """Apply the instruction's BuildKit line parser to its argument text."""
     how = DISPATCH.get(raw.keyword)
     if how is None:  # parseIgnore: unknown instruction keeps one empty argument
@@ -174,12 +173,12 @@ def _split_arguments(raw: Raw, rest: str, off: int) -> None:
         if rest:
             raw.args, raw.offsets = [rest], [off]
     elif how == _WORDS:
-        words = arguments.parse_words(rest, _ESCAPE[0])
+        words = arguments.parse_words(rest, escape)
         raw.args = [w for w, _ in words]
         raw.offsets = [off + o for _, o in words]
     elif how == _NAME_VAL:
         try:
-            pairs = arguments.parse_name_val(rest, raw.keyword, _ESCAPE[0])
+            pairs = arguments.parse_name_val(rest, raw.keyword, escape)
         except arguments.NameValueError as exc:
             code = (codes.NAME_VALUE_MISSING_VALUE if exc.missing_value
                     else codes.NAME_VALUE_MISSING_EQUALS)
@@ -208,11 +207,6 @@ def _split_arguments(raw: Raw, rest: str, off: int) -> None:
             else:
                 raw.args.append(command)
                 raw.offsets.append(off + coff)
-
-
-# The escape character of the file being parsed (parse_words needs it). Parsing is
-# single-threaded per call and this is reset at the start of every parse.
-_ESCAPE = ["\\"]
 
 
 def _raise_deferred(raw: Raw, ctx: _Context) -> None:
@@ -354,7 +348,6 @@ def parse(text: str, path: str = "Dockerfile", *, strict: bool = True) -> nodes.
         logical = scanner.next_instruction()
         if logical is None:
             break
-        _ESCAPE[0] = scanner.escape
         ctx.logical = logical
         joined = logical.joined
         line = joined.strip(GO_SPACE)

@@ -128,7 +128,8 @@ class Scanner:
             return None
         raw = self.lines[self.pos]
         self.pos += 1
-        if len(raw) > MAX_LINE_BYTES // 4 and len(raw.encode("utf-8", "surrogatepass")) > MAX_LINE_BYTES:
+        if (len(raw) > MAX_LINE_BYTES // 4
+                and len(raw.encode("utf-8", "surrogatepass")) > MAX_LINE_BYTES):
             raise self.error(codes.LINE_TOO_LONG,
                              f"line is longer than the {MAX_LINE_BYTES - 1} bytes BuildKit accepts",
                              self.pos, 1, 2, hint="split the line with line continuations")
@@ -164,6 +165,8 @@ class Scanner:
 
     def _trim_continuation(self, text: str) -> tuple[str, bool]:
         """Remove a trailing continuation escape; True when the instruction ends here."""
+        if not text.rstrip(" \t").endswith(self.escape):  # fast path: most lines
+            return text, True
         if self._cont.search(text):
             return self._cont.sub(r"\1", text, count=1), False
         return text, True
