@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from builder import events
+from builder.digest import Fingerprint
 from builder.errors import Diagnostic, DockerfileError, ImageError, Severity, UsageError
 from builder.executor import ResolvedImage, SolveOptions, StepFailed, commit_stage, solve
 from builder.executor.scheduler import SolveStats
@@ -29,10 +30,10 @@ from builder.graph import BaseImageInfo, BuildPlan, ContextSource, ImageSource, 
 from builder.graph import ImageConfig as PlanImageConfig
 from builder.graph import Platform as PlanPlatform
 from builder.oci import layout
-from builder.oci.image import get_image, record_layers
+from builder.oci.image import get_image, record_layers, rfc3339
 from builder.oci.model import Compression, Platform
 from builder.oci.reference import Transport, parse
-from builder.store import Store, atomic_write
+from builder.store import CacheRecord, Store, atomic_write
 from builder.syntax import parse as parse_dockerfile
 from builder.syntax.nodes import Dockerfile
 
@@ -42,7 +43,8 @@ class BuildOptions:
     """Everything `pybuild build` takes (docker build / buildx flags)."""
 
     context: Path
-    dockerfile: str | None = None          # path, "-" (then `dockerfile_text`), None = CONTEXT/Dockerfile
+    # a path, "-" (then the text is `dockerfile_text`), or None for CONTEXT/Dockerfile
+    dockerfile: str | None = None
     dockerfile_text: str | None = None
     tags: tuple[str, ...] = ()
     build_args: tuple[tuple[str, str | None], ...] = ()
@@ -178,6 +180,24 @@ def _line_text(text: str, line: int) -> str:
     return lines[line - 1] if 1 <= line <= len(lines) else ""
 
 
+def _created(store: Store, bp: BuildPlan, root_key: str, opts: BuildOptions) -> str:
+    """The image's `created` time: SOURCE_DATE_EPOCH when given; else the time this exact
+    image (same filesystem key, config, history and labels) was first built, so a fully
+    cached rebuild gives the same image ID, as BuildKit does."""
+    if opts.source_date_epoch is not None:
+        return rfc3339(opts.source_date_epoch)
+    stage = bp.target_stage
+    key = Fingerprint.of_parts("pybuild.image-created/v1", root_key, repr(stage.config),
+                               repr([(h.created_by, h.empty_layer) for h in stage.history]),
+                               repr(sorted(opts.labels)), stage.author).hex
+    rec = store.get_cache(key)
+    if rec is not None and rec.config.get("created"):
+        return str(rec.config["created"])
+    created = rfc3339(time.time())
+    store.put_cache(CacheRecord(key, None, {"created": created}))
+    return created
+
+
 def build(store: Store, opts: BuildOptions, sink: events.Sink = events.discard) -> BuildResult:
     """Run one build (see the module docstring)."""
     t0 = time.monotonic()
@@ -229,8 +249,9 @@ def build(store: Store, opts: BuildOptions, sink: events.Sink = events.discard) 
             raise
         except DockerfileError:
             raise
+        created = _created(store, bp, solution.results[stage.root].key, opts)
         desc = commit_stage(store, bp, stage, solution.results, source_date_epoch=sde,
-                            extra_labels=dict(opts.labels))
+                            extra_labels=dict(opts.labels), created=created)
         img = get_image(store, desc.digest)
         outputs: list[tuple[str, str, str | None]] = []
         for spec in opts.outputs:

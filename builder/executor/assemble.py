@@ -70,12 +70,14 @@ def history(plan: BuildPlan, stage: Stage, results: Mapping[StepId, StepResult],
 def commit_stage(store: Store, plan: BuildPlan, stage: Stage,
                  results: Mapping[StepId, StepResult], *,
                  source_date_epoch: int | None = None,
-                 extra_labels: Mapping[str, str] | None = None) -> Descriptor:
+                 extra_labels: Mapping[str, str] | None = None,
+                 created: str | None = None) -> Descriptor:
     """Write the stage's image (config + manifest) into the store; returns the manifest
     descriptor. Base layers are referenced as they are stored (never rewritten); the layers
     this build made are referenced in the store's fast form (export converts)."""
     final = results[stage.root]
-    created = rfc3339(source_date_epoch if source_date_epoch is not None else time.time())
+    if created is None:
+        created = rfc3339(source_date_epoch if source_date_epoch is not None else time.time())
     base = final.base
     base_layers: list[Descriptor] = []
     base_history: tuple[History, ...] = ()

@@ -20,9 +20,9 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from builder.digest import Digest, Fingerprint
-from builder.oci.layers import OPAQUE_MARKER, WHITEOUT_PREFIX, apply_layer, apply_layers
-from builder.oci.layers import open_uncompressed
+from builder.digest import Digest
+from builder.oci.image import checkout
+from builder.oci.layers import OPAQUE_MARKER, WHITEOUT_PREFIX, apply_layer, open_uncompressed
 from builder.store import Store
 
 OPAQUE_XATTR = "trusted.overlay.opaque"
@@ -106,33 +106,16 @@ def _rmtree(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
-def chain_key(layers: Sequence[Digest]) -> str:
-    return Fingerprint.of_parts("chain", *(d.hex for d in layers)).hex
-
-
 def flat_dir(store: Store, layers: Sequence[Digest]) -> Path:
     """A flattened checkout of the stack `layers` (base first), made once and kept in the
-    store (for COPY --from and RUN --mount=from=, which read a whole filesystem)."""
-    key = f"flat-{chain_key(layers)}"
-    path = store.rootfs_path(key)
-    if path.is_dir():
-        return path
-    with _LOCKS.get(key):
-        if path.is_dir():
-            return path
-        with store.new_rootfs(key) as tmp:
-            apply_layers(store, list(layers), tmp)
-    return path
+    store under its ChainID (for COPY --from and RUN --mount=from=, which read a whole
+    filesystem). The store's `checkout` owns it."""
+    return checkout(store, list(layers))
 
 
 def empty_dir(store: Store) -> Path:
     """An empty directory usable as the single lower of a `FROM scratch` filesystem."""
-    path = store.rootfs_path("empty")
-    if not path.is_dir():
-        with contextlib.suppress(FileExistsError):
-            with store.new_rootfs("empty"):
-                pass
-    return path
+    return checkout(store, [])
 
 
 class LayerView:

@@ -49,7 +49,7 @@ from builder.graph import (
     StepId,
 )
 from builder.oci.image import StoredImage
-from builder.oci.layers import Change, ChangeKind, changes_from_tree, commit_layer
+from builder.oci.layers import changes_from_tree, commit_layer
 from builder.patternmatcher import PatternMatcher
 from builder.sandbox import Mount as SandboxMount
 from builder.sandbox import SandboxSpec
@@ -249,20 +249,13 @@ class Worker:
                 raise StepFailed(sid, f"process {_quote_argv(step.argv)} did not complete "
                                  f"successfully: {what}", exit_code=result.exit_code,
                                  tail=tuple(tail))
-            cs = snapshot_changes(str(upper), stubs=result.stubs,
-                                  lowers=[str(d) for d in lowers])
-            if not cs.changes:
+            changes = snapshot_changes(str(upper), stubs=result.stubs,
+                                       lowers=[str(d) for d in lowers])
+            if not changes:
                 return None
-            changes = []
-            for c in cs.changes:
-                if c.kind == "delete":
-                    changes.append(Change(c.path, ChangeKind.DELETE))
-                else:
-                    kind = ChangeKind.OPAQUE if c.opaque else ChangeKind.ADD
-                    changes.append(Change(c.path, kind, cs.source(c)))
             rec = commit_layer(self.store, changes,
                                source_date_epoch=self.opts.source_date_epoch)
-            _drop_unlisted(upper, {c.path for c in cs.changes})
+            _drop_unlisted(upper, {c.path for c in changes})
             adopt_layer_dir(self.store, rec.diff_id, upper)
             return rec.diff_id
         finally:
