@@ -124,12 +124,10 @@ class Worker:
         self.store = store
         self.opts = options
         self._contexts: dict[tuple[str, ...], BuildContext] = {}
-        self._memo = store.stat_memo()
         self._memo_lock = options.memo_lock
 
     def close(self) -> None:
-        with self._memo_lock:
-            self._memo.close()
+        """Release resources (nothing is held between steps today)."""
 
     # --- scheduler protocol ------------------------------------------------------------------
     def is_source(self, step: Step) -> bool:
@@ -192,9 +190,9 @@ class Worker:
             except ValueError as err:
                 raise StepFailed(sid, f".dockerignore: {err}") from None
             self._contexts[step.excludes] = ctx
-        with self._memo_lock:
-            prints = ctx.fingerprint(step.includes, self._memo)
-            self._memo.commit()
+        # SQLite connections belong to one thread: open the memo where it is used.
+        with self._memo_lock, self.store.stat_memo() as memo:
+            prints = ctx.fingerprint(step.includes, memo)
         return StepResult(cachekey.context_key(sid, prints), context=ctx,
                           includes=step.includes)
 
