@@ -92,14 +92,14 @@ class StepResult:
 
 
 class StepFailed(BuildFailed):
-    """A step failed: `step` names it, `exit_code` is its process status (RUN), `tail` the
-    last lines of its output."""
+    """A step failed: `step` names it, `status` is its process exit status (RUN), `tail` the
+    last lines of its output. The CLI exit code stays 1 (`exit_code`, BuildFailed)."""
 
-    def __init__(self, step: StepId, message: str, *, exit_code: int | None = None,
+    def __init__(self, step: StepId, message: str, *, status: int | None = None,
                  tail: Sequence[str] = (), hint: str | None = None) -> None:
         super().__init__(message, hint=hint)
         self.step = step
-        self.exit_code = exit_code
+        self.status = status
         self.tail = tuple(tail)
 
 
@@ -245,7 +245,7 @@ class Worker:
             if not result.ok:
                 what = result.error or f"exit code: {result.exit_code}"
                 raise StepFailed(sid, f"process {_quote_argv(step.argv)} did not complete "
-                                 f"successfully: {what}", exit_code=result.exit_code,
+                                 f"successfully: {what}", status=result.exit_code,
                                  tail=tuple(tail))
             changes = snapshot_changes(str(upper), stubs=result.stubs,
                                        lowers=[str(d) for d in lowers])
