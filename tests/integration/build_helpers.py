@@ -73,8 +73,8 @@ def run_build(store: Store, context: Path, dockerfile: str | None = None, **kw: 
 
 
 def export_layout(store: Store, result: BuildResult, dest: Path, **kw: object) -> Path:
-    from builder.export import write
     from builder.digest import Digest
+    from builder.export import write
 
     write(store, Digest.parse(result.manifest_digest), OutputSpec("oci", str(dest), tar=False),
           names=("localhost/test/image:latest",), **kw)  # type: ignore[arg-type]

@@ -9,8 +9,7 @@ from pathlib import Path
 
 from builder.digest import Digest
 from builder.oci.image import get_image
-from tests.integration.build_helpers import busybox_store, export_layout, manifest_digest
-from tests.integration.build_helpers import run_build
+from tests.integration.build_helpers import busybox_store, export_layout, manifest_digest, run_build
 
 DOCKERFILE = """\
 FROM localhost/pybuild/busybox:latest AS tools
