@@ -7,7 +7,15 @@ import sys
 import typer
 
 from builder import __version__
-from builder.cli import build_cmd, graph_cmd, image_cmds, lint_cmd, parse_cmd, sandbox_cmds
+from builder.cli import (
+    build_cmd,
+    graph_cmd,
+    image_cmds,
+    lint_cmd,
+    parse_cmd,
+    run_cmd,
+    sandbox_cmds,
+)
 from builder.cli.render import print_error
 from builder.errors import PybuildError
 
@@ -43,7 +51,7 @@ def _root(
     ctx.obj = {"root": root}  # read by builder.cli.image_cmds.open_store
 
 
-for _module in (parse_cmd, graph_cmd, image_cmds, sandbox_cmds, build_cmd, lint_cmd):
+for _module in (parse_cmd, graph_cmd, image_cmds, sandbox_cmds, build_cmd, run_cmd, lint_cmd):
     _module.register(app)
 
 _COMMAND = typer.main.get_command(app)

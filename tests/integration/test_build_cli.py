@@ -102,3 +102,17 @@ def test_usage_errors_exit_2(root: Path, tmp_path: Path) -> None:
     assert proc.returncode == 2
     proc = run_pybuild("--root", str(root), "-o", "type=registry,dest=x", str(tmp_path))
     assert proc.returncode == 2
+
+
+def test_run_the_built_image(root: Path, tmp_path: Path) -> None:
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text("FROM localhost/pybuild/busybox:latest\n"
+                                    "ENV WHO=world\nWORKDIR /srv\n"
+                                    'CMD ["sh", "-c", "echo hello $WHO from $(pwd)"]\n')
+    assert run_pybuild("--root", str(root), "-q", "-t", "hello:1", str(ctx)).returncode == 0
+    proc = run_pybuild("--root", str(root), "run", "hello:1")
+    assert proc.returncode == 0 and proc.stdout == "hello world from /srv\n"
+    proc = run_pybuild("--root", str(root), "run", "-e", "WHO=you", "hello:1", "sh", "-c",
+                       "echo $WHO; exit 4")
+    assert proc.returncode == 4 and proc.stdout == "you\n"
