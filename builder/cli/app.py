@@ -7,7 +7,15 @@ import sys
 import typer
 
 from builder import __version__
-from builder.cli import build_cmd, graph_cmd, image_cmds, lint_cmd, parse_cmd, sandbox_cmds
+from builder.cli import (
+    build_cmd,
+    graph_cmd,
+    image_cmds,
+    lint_cmd,
+    parse_cmd,
+    run_cmd,
+    sandbox_cmds,
+)
 from builder.cli.render import print_error
 from builder.errors import PybuildError
 
@@ -43,7 +51,7 @@ def _root(
     ctx.obj = {"root": root}  # read by builder.cli.image_cmds.open_store
 
 
-for _module in (parse_cmd, graph_cmd, image_cmds, sandbox_cmds, build_cmd, lint_cmd):
+for _module in (parse_cmd, graph_cmd, image_cmds, sandbox_cmds, build_cmd, run_cmd, lint_cmd):
     _module.register(app)
 
 _COMMAND = typer.main.get_command(app)
@@ -54,9 +62,13 @@ def _with_default_command(argv: list[str]) -> list[str]:
     if not argv or argv[0] in ("-h", "--help", "--version"):
         return argv
     commands = getattr(_COMMAND, "commands", {})
-    if argv[0] in commands or "build" not in commands:
+    # Skip the global options (`--root DIR` / `--root=DIR`) to find the first word.
+    i = 0
+    while i < len(argv) and (argv[i] == "--root" or argv[i].startswith("--root=")):
+        i += 2 if argv[i] == "--root" else 1
+    if i >= len(argv) or argv[i] in commands or "build" not in commands:
         return argv
-    return ["build", *argv]
+    return [*argv[:i], "build", *argv[i:]]
 
 
 def main(argv: list[str] | None = None) -> int:
