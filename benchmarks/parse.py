@@ -1,0 +1,103 @@
+"""Parse throughput on the real-world Dockerfile corpus: in one process, and per invocation
+of `python3 -m builder parse` (interpreter start included), beside hadolint as the peer.
+
+Run: python3 benchmarks/parse.py [--rounds N] [--invocations N]
+Prints medians. Reads ../shared/conformance/realworld in place (skips when absent).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def corpus() -> list[Path]:
+    for base in (ROOT.parent / "shared", ROOT.parent.parent / "shared"):
+        rw = base / "conformance" / "realworld"
+        if rw.is_dir():
+            return sorted(p for p in rw.rglob("*")
+                          if p.is_file() and p.suffix not in (".jsonl", ".tsv"))
+    return []
+
+
+def median_time(fn, rounds: int) -> float:
+    times = []
+    for _ in range(rounds):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--invocations", type=int, default=9)
+    opts = ap.parse_args()
+    files = corpus()
+    if not files:
+        print("conformance corpus not found; nothing to measure")
+        return 0
+    texts = [(str(p), p.read_bytes().decode("utf-8", "surrogateescape")) for p in files]
+    lines = sum(t.count("\n") for _, t in texts)
+
+    t0 = time.perf_counter()
+    from builder.syntax import parse
+    from builder.syntax.grammar import parser
+    parser()
+    startup = time.perf_counter() - t0
+
+    def parse_all(strict: bool = True) -> None:
+        for path, text in texts:
+            parse(text, path, strict=strict)
+
+    one = median_time(parse_all, opts.rounds)
+    print(f"corpus: {len(files)} files, {lines} lines")
+    print(f"import + grammar build (first process use): {startup * 1000:.1f} ms")
+    print(f"in one process, whole corpus (median of {opts.rounds}): {one * 1000:.1f} ms "
+          f"= {lines / one:,.0f} lines/s, {one / len(files) * 1000:.2f} ms/file")
+
+    sample = [files[i] for i in range(0, len(files), max(1, len(files) // opts.invocations))]
+    sample = sample[: opts.invocations]
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+
+    def run(cmd: list[str]) -> float:
+        times = []
+        for path in sample:
+            t = time.perf_counter()
+            subprocess.run([c if c != "{}" else str(path) for c in cmd],
+                           env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                           check=False)
+            times.append(time.perf_counter() - t)
+        return statistics.median(times)
+
+    bare = run([sys.executable, "-c", "pass", "{}"])
+    api = run([sys.executable, "-c",
+               "import sys; from builder.syntax import parse_file; parse_file(sys.argv[1])",
+               "{}"])
+    ours = run([sys.executable, "-m", "builder", "parse", "-f", "{}"])
+    print(f"per invocation (median of {len(sample)} files):")
+    print(f"  python3 -c pass (interpreter start):   {bare * 1000:7.1f} ms")
+    print(f"  parse_file(FILE) via python3 -c:       {api * 1000:7.1f} ms  (parser alone)")
+    print(f"  python3 -m builder parse -f FILE:      {ours * 1000:7.1f} ms  (CLI: + typer app)")
+    hadolint = shutil.which("hadolint")
+    if hadolint:
+        peer = run([hadolint, "--no-fail", "{}"])
+        print(f"  hadolint FILE (parse + lint, peer):    {peer * 1000:7.1f} ms")
+        print(f"  ratio pybuild parse / hadolint:        {ours / peer:7.2f}x")
+    else:
+        print("  hadolint not installed: no peer ratio")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,60 @@
+"""Properties of the lexer and the matcher over generated inputs (hypothesis)."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from builder.frontend.expand import ExpansionError, ShellLexer, expand, expand_words
+from builder.patternmatcher import PatternMatcher
+
+plain = st.text(alphabet=st.characters(blacklist_characters="$'\"\\`",
+                                       blacklist_categories=("Cs",)), max_size=40)
+segment = st.text(alphabet="abcxyz019_-.", min_size=1, max_size=6).filter(
+    lambda s: s not in (".", ".."))
+rel_path = st.lists(segment, min_size=1, max_size=5).map("/".join)
+
+
+@given(plain)
+def test_words_without_specials_expand_to_themselves(word: str) -> None:
+    assert expand(word, {}) == word
+
+
+@given(plain)
+def test_fast_path_agrees_with_the_full_lexer(word: str) -> None:
+    # The full lexer runs when the word contains the (here unused) escape character.
+    fast = ShellLexer("\\").process(word, {})
+    slow = ShellLexer("\\").process(word + "\\", {})  # a trailing escape is dropped
+    assert (fast.result, fast.words) == (slow.result, slow.words)
+
+
+@given(st.text(max_size=30), st.dictionaries(st.sampled_from("ABC"), st.text(max_size=5)))
+@settings(max_examples=300)
+def test_lexer_never_crashes(word: str, env: dict[str, str]) -> None:
+    try:
+        r = ShellLexer().process(word, env)
+    except ExpansionError:
+        return
+    assert isinstance(r.result, str) and all(w for w in r.words)
+
+
+@given(st.lists(st.text(alphabet="ab ", max_size=5), max_size=4))
+def test_quoted_value_is_one_word(values: list[str]) -> None:
+    env = {f"V{i}": v for i, v in enumerate(values)}
+    text = "".join(f'"${{V{i}}}"' for i in range(len(values)))
+    joined = "".join(values)
+    assert expand_words(text, env) == ([joined] if joined else [])
+
+
+@given(rel_path, rel_path)
+def test_literal_pattern_matches_itself_and_children_only(pattern: str, path: str) -> None:
+    pm = PatternMatcher([pattern])
+    expected = path == pattern or path.startswith(pattern + "/")
+    assert pm.matches_or_parent_matches(path) == expected
+
+
+@given(rel_path)
+def test_exception_after_pattern_reincludes(path: str) -> None:
+    pm = PatternMatcher(["**", "!" + path])
+    assert not pm.matches_or_parent_matches(path)
+    assert pm.matches_or_parent_matches(path + "x")
