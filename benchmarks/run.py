@@ -54,8 +54,9 @@ def main() -> int:
             header = f"\n===== {name} ({script}) =====\n"
             sys.stdout.write(header)
             log.write(header)
-            proc = subprocess.Popen([sys.executable, str(HERE / script), *(quick if args.quick else full)],
-                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            argv = [sys.executable, str(HERE / script), *(quick if args.quick else full)]
+            proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                    text=True)
             assert proc.stdout is not None
             for line in proc.stdout:
                 sys.stdout.write(line)
