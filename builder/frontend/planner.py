@@ -149,6 +149,12 @@ def _stages(ctx: PlanContext, stage_nodes: list[tuple[n.From, list[n.Instruction
                 raise ctx.error("DF-STAGE-NAME", f"invalid name for build stage: "
                                 f'"{node.stage_name}", name can\'t start with a number or '
                                 "contain symbols", span)
+            if name in ("context", "scratch"):
+                ctx.warnings.append(Diag(
+                    "ReservedStageName", Severity.WARNING,
+                    f"'{name}' is reserved and should not be used as a stage name", span,
+                    "rename the stage", "https://docs.docker.com/go/dockerfile/rule/"
+                    "reserved-stage-name/", ctx.source.line(span.line)))
             if name in ctx.by_name_all:
                 first = ctx.dockerfile_stages[ctx.by_name_all[name]]
                 raise ctx.error("DF-STAGE-DUP", f'duplicate stage name "{node.stage_name}" '

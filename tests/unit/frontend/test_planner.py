@@ -382,3 +382,8 @@ def test_undefined_arg_in_from() -> None:
 def test_checks_skip_pruned_stages() -> None:
     p = _plan("FROM alpine AS unused\nLABEL a=$NOPE\nFROM scratch\n")
     assert p.pruned == (0,) and not [w for w in p.warnings if w.code == "UndefinedVar"]
+
+
+def test_reserved_stage_name_warns() -> None:
+    p = _plan("FROM alpine AS scratch\nFROM alpine\n")
+    assert [w.code for w in p.warnings] == ["ReservedStageName"]
