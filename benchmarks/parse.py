@@ -61,10 +61,16 @@ def main() -> int:
             parse(text, path, strict=strict)
 
     one = median_time(parse_all, opts.rounds)
-    print(f"corpus: {len(files)} files, {lines} lines")
+    cpu = []
+    for _ in range(opts.rounds):  # CPU time: less sensitive to other load on the machine
+        t = time.process_time()
+        parse_all()
+        cpu.append(time.process_time() - t)
+    print(f"corpus: {len(files)} files, {lines} lines; load average {os.getloadavg()[0]:.1f}")
     print(f"import + grammar build (first process use): {startup * 1000:.1f} ms")
     print(f"in one process, whole corpus (median of {opts.rounds}): {one * 1000:.1f} ms "
-          f"= {lines / one:,.0f} lines/s, {one / len(files) * 1000:.2f} ms/file")
+          f"= {lines / one:,.0f} lines/s, {one / len(files) * 1000:.2f} ms/file; "
+          f"CPU {statistics.median(cpu) * 1000:.1f} ms")
 
     sample = [files[i] for i in range(0, len(files), max(1, len(files) // opts.invocations))]
     sample = sample[: opts.invocations]
