@@ -319,9 +319,14 @@ def convert_copy(ctx: PlanContext, st: StageState, inst: n.Instruction) -> None:
     is_add = isinstance(inst, n.Add)
     kind = "ADD" if is_add else "COPY"
     flags = flags_of(ctx, inst)
-    for key in ("chown", "chmod", "from", "checksum"):
+    for key in ("chown", "chmod", "checksum"):
         if key in flags:
             flags[key] = ctx.expand(str(flags[key]), st.run_env, inst)
+    if "from" in flags:
+        # Stage references are resolved before any stage runs (for pruning), so --from sees the
+        # global ARGs too; the stage's own values win.
+        scope = {k: v or "" for k, v in ctx.meta_args.items()} | st.run_env
+        flags["from"] = ctx.expand(str(flags["from"]), scope, inst)
     chmod = str(flags.get("chmod", ""))
     if chmod and not _CHMOD.match(chmod):
         raise ctx.error("DF-FLAG", f"{kind}: invalid --chmod value {chmod!r}",

@@ -387,3 +387,11 @@ def test_checks_skip_pruned_stages() -> None:
 def test_reserved_stage_name_warns() -> None:
     p = _plan("FROM alpine AS scratch\nFROM alpine\n")
     assert [w.code for w in p.warnings] == ["ReservedStageName"]
+
+
+def test_copy_from_uses_global_args() -> None:
+    p = _plan("ARG SRC=builder\nFROM alpine AS builder\nRUN x\nFROM scratch\n"
+              "COPY --from=$SRC /a /a\n")
+    assert p.pruned == () and p.stages[1].deps == (0,)
+    copy = p.steps[p.stages[1].root]
+    assert isinstance(copy, Copy) and copy.source == p.stages[0].root
