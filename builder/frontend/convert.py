@@ -550,8 +550,7 @@ _MIN_DURATION = 1_000_000  # container.MinimumDuration: 1ms
 def convert_healthcheck(ctx: PlanContext, st: StageState, inst: n.Instruction) -> None:
     assert isinstance(inst, n.Healthcheck)
     if inst.command is None:
-        if inst.flags:
-            raise ctx.error("DF-FLAG", "HEALTHCHECK NONE takes no flags", inst.flags[0].span)
+        # BuildKit never parses the flags of HEALTHCHECK NONE: they are ignored.
         health = HealthConfig(test=("NONE",))
     else:
         flags = flags_of(ctx, inst)
