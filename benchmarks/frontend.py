@@ -3,8 +3,8 @@ corpus (parse excluded), in one process.
 
 Run: python3 benchmarks/frontend.py [--rounds N]
 Prints medians of CPU time (and wall time) and the load average. No peer tool runs here:
-BuildKit's planner (dockerfile2llb) only runs inside a
-BuildKit daemon, which this machine does not have.
+BuildKit's planner (dockerfile2llb) only runs inside a BuildKit daemon, which this machine
+does not have.
 """
 
 from __future__ import annotations
