@@ -163,14 +163,17 @@ class PlanContext:
     # -- expansion ----------------------------------------------------------------------------
 
     def expand(self, word: str, env: dict[str, str], inst: Instruction | None) -> str:
-        return self.process(word, env, inst).result
+        return self.process(word, env, inst, words=False).result
 
     def expand_words(self, text: str, env: dict[str, str], inst: Instruction) -> list[str]:
         return self.process(text, env, inst).words
 
-    def process(self, word: str, env: dict[str, str], inst: Instruction | None) -> Expansion:
+    def process(self, word: str, env: dict[str, str], inst: Instruction | None, *,
+                words: bool = True) -> Expansion:
+        """Expand with the planner's lexer; errors at the instruction's span, and undefined
+        names reported as UndefinedVar when `env` is the current stage's."""
         try:
-            result = self.lexer.process(word, env)
+            result = self.lexer.process(word, env, words=words)
         except ExpansionError as err:
             raise self.error("DF-EXPAND", err.message, inst.span if inst else None) from None
         st = self.current
