@@ -38,6 +38,17 @@ def test_lexer_never_crashes(word: str, env: dict[str, str]) -> None:
     assert isinstance(r.result, str) and all(w for w in r.words)
 
 
+@given(st.text(max_size=30), st.dictionaries(st.sampled_from("AB"), st.text(max_size=5)))
+def test_result_without_words_is_the_same(word: str, env: dict[str, str]) -> None:
+    try:
+        full = ShellLexer().process(word, env)
+    except ExpansionError:
+        return
+    lean = ShellLexer().process(word, env, words=False)
+    assert (lean.result, lean.matched, lean.unmatched) == (full.result, full.matched,
+                                                           full.unmatched)
+
+
 @given(st.lists(st.text(alphabet="ab ", max_size=5), max_size=4))
 def test_quoted_value_is_one_word(values: list[str]) -> None:
     env = {f"V{i}": v for i, v in enumerate(values)}
