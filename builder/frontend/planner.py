@@ -234,9 +234,13 @@ def _reachable(ctx: PlanContext, stage_nodes: list[tuple[n.From, list[n.Instruct
     deps: dict[int, set[int]] = {}
     for index, (_, body) in enumerate(stage_nodes):
         found: set[int] = set()
-        if froms[index].base_stage is not None:
-            found.add(froms[index].base_stage)  # type: ignore[arg-type]
-        for inst in body:
+        base = froms[index].base_stage
+        instructions = list(body)
+        if base is not None:
+            found.add(base)
+            # The base stage's ONBUILD triggers run in this stage: their --from count here.
+            instructions += [i.inner for i in stage_nodes[base][1] if isinstance(i, n.Onbuild)]
+        for inst in instructions:
             for ref in _from_refs(inst, meta_env, ctx):
                 if ref.isdigit():
                     if int(ref) < len(froms):

@@ -395,3 +395,13 @@ def test_copy_from_uses_global_args() -> None:
     assert p.pruned == () and p.stages[1].deps == (0,)
     copy = p.steps[p.stages[1].root]
     assert isinstance(copy, Copy) and copy.source == p.stages[0].root
+
+
+def test_onbuild_trigger_from_reference_keeps_its_stage() -> None:
+    p = _plan("FROM alpine AS assets\nRUN make\nFROM alpine AS tmpl\n"
+              "ONBUILD COPY --from=assets /a /a\nFROM tmpl\n")
+    assert p.pruned == ()
+    final = p.stages[2]
+    copy = p.steps[final.root]
+    assert isinstance(copy, Copy) and copy.source == p.stages[0].root
+    assert final.deps == (0, 1)
