@@ -441,6 +441,11 @@ def convert_workdir(ctx: PlanContext, st: StageState, inst: n.Instruction) -> No
     assert isinstance(inst, n.Workdir)
     _no_flags(ctx, inst)
     path = ctx.expand(inst.path, st.run_env, inst)
+    if not st.workdir_set and path and not path.startswith("/"):
+        ctx.warn("WorkdirRelativePath", f"Relative workdir {gocompat.quote(path)} can have "
+                 "unexpected results if the base image changes", inst,
+                 "make the first WORKDIR of the stage absolute", "workdir-relative-path")
+    st.workdir_set = True
     if not path:
         raise ctx.error("DF-ARGS", f"WORKDIR path {inst.path!r} is empty after variable "
                         "expansion", inst.span, hint="give the variable a value (ARG/ENV)")
