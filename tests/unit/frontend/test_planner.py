@@ -419,3 +419,10 @@ def test_redundant_target_platform_check() -> None:
     p = _plan("FROM --platform=$TARGETPLATFORM alpine\n")
     assert [w.code for w in p.warnings] == ["RedundantTargetPlatform"]
     assert not _plan("FROM --platform=$BUILDPLATFORM alpine\n").warnings
+
+
+def test_legacy_key_value_format_check() -> None:
+    p = _plan("FROM scratch\nENV A b c\nENV B=1\n")
+    assert [(w.code, w.span.line) for w in p.warnings] == [  # type: ignore[union-attr]
+        ("LegacyKeyValueFormat", 2)]
+    assert p.stages[0].config.env_map()["A"] == "b c"
