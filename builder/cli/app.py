@@ -7,7 +7,15 @@ import sys
 import typer
 
 from builder import __version__
-from builder.cli import build_cmd, graph_cmd, image_cmds, lint_cmd, parse_cmd, sandbox_cmds
+from builder.cli import (
+    build_cmd,
+    graph_cmd,
+    image_cmds,
+    lint_cmd,
+    parse_cmd,
+    run_cmd,
+    sandbox_cmds,
+)
 from builder.cli.render import print_error
 from builder.errors import PybuildError
 
@@ -30,14 +38,20 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
+    ctx: typer.Context,
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
     ),
+    root: str = typer.Option(
+        None, "--root", envvar="PYBUILD_ROOT", metavar="DIR",
+        help="Store directory (default: /var/lib/pybuild as root, else $XDG_DATA_HOME/pybuild).",
+    ),
 ) -> None:
     """pybuild: build, export, run and lint container images from Dockerfiles."""
+    ctx.obj = {"root": root}  # read by builder.cli.image_cmds.open_store
 
 
-for _module in (parse_cmd, graph_cmd, image_cmds, sandbox_cmds, build_cmd, lint_cmd):
+for _module in (parse_cmd, graph_cmd, image_cmds, sandbox_cmds, build_cmd, run_cmd, lint_cmd):
     _module.register(app)
 
 _COMMAND = typer.main.get_command(app)
@@ -48,9 +62,13 @@ def _with_default_command(argv: list[str]) -> list[str]:
     if not argv or argv[0] in ("-h", "--help", "--version"):
         return argv
     commands = getattr(_COMMAND, "commands", {})
-    if argv[0] in commands or "build" not in commands:
+    # Skip the global options (`--root DIR` / `--root=DIR`) to find the first word.
+    i = 0
+    while i < len(argv) and (argv[i] == "--root" or argv[i].startswith("--root=")):
+        i += 2 if argv[i] == "--root" else 1
+    if i >= len(argv) or argv[i] in commands or "build" not in commands:
         return argv
-    return ["build", *argv]
+    return [*argv[:i], "build", *argv[i:]]
 
 
 def main(argv: list[str] | None = None) -> int:
