@@ -89,7 +89,8 @@ def register(app: typer.Typer) -> None:
                                             help="NAME=VALUE, or NAME to take its value from "
                                                  "the environment. Repeatable."),
         platform: str = typer.Option(None, "--platform",
-                                     help="Target platform os/arch[/variant] (default: host)."),
+                                     help="Target platform, os/arch or os/arch/variant "
+                                          "(default: the host)."),
         format: GraphFormat = typer.Option(GraphFormat.dot, "--format",  # noqa: B008
                                            help="dot (Graphviz), mermaid, or json."),
     ) -> None:

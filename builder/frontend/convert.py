@@ -101,6 +101,7 @@ def convert_env(ctx: PlanContext, st: StageState, inst: n.Instruction) -> None:
     _no_flags(ctx, inst)
     # Every pair is expanded with the environment from before this ENV (`ENV a=1 b=$a` sees
     # the old `a`), as BuildKit expands the whole instruction before dispatching it.
+    _legacy_check(ctx, inst)
     pairs = []
     for kv in inst.pairs:
         key = ctx.expand(kv.key, st.run_env, inst)
@@ -113,9 +114,18 @@ def convert_env(ctx: PlanContext, st: StageState, inst: n.Instruction) -> None:
     st.commit("ENV " + " ".join(f"{k}={v}" for k, v in pairs))
 
 
+def _legacy_check(ctx: PlanContext, inst: n.Env | n.Label) -> None:
+    if any(kv.legacy for kv in inst.pairs):
+        kw = inst.keyword
+        ctx.warn("LegacyKeyValueFormat", f'"{kw} key=value" should be used instead of legacy '
+                 f'"{kw} key value" format', inst, f"write {kw} {inst.pairs[0].key}=…",
+                 "legacy-key-value-format")
+
+
 def convert_label(ctx: PlanContext, st: StageState, inst: n.Instruction) -> None:
     assert isinstance(inst, n.Label)
     _no_flags(ctx, inst)
+    _legacy_check(ctx, inst)
     parts = []
     for kv in inst.pairs:
         key = ctx.expand(kv.key, st.run_env, inst)
@@ -319,9 +329,14 @@ def convert_copy(ctx: PlanContext, st: StageState, inst: n.Instruction) -> None:
     is_add = isinstance(inst, n.Add)
     kind = "ADD" if is_add else "COPY"
     flags = flags_of(ctx, inst)
-    for key in ("chown", "chmod", "from", "checksum"):
+    for key in ("chown", "chmod", "checksum"):
         if key in flags:
             flags[key] = ctx.expand(str(flags[key]), st.run_env, inst)
+    if "from" in flags:
+        # Stage references are resolved before any stage runs (for pruning), so --from sees the
+        # global ARGs too; the stage's own values win.
+        scope = {k: v or "" for k, v in ctx.meta_args.items()} | st.run_env
+        flags["from"] = ctx.expand(str(flags["from"]), scope, inst)
     chmod = str(flags.get("chmod", ""))
     if chmod and not _CHMOD.match(chmod):
         raise ctx.error("DF-FLAG", f"{kind}: invalid --chmod value {chmod!r}",
@@ -436,6 +451,11 @@ def convert_workdir(ctx: PlanContext, st: StageState, inst: n.Instruction) -> No
     assert isinstance(inst, n.Workdir)
     _no_flags(ctx, inst)
     path = ctx.expand(inst.path, st.run_env, inst)
+    if not st.workdir_set and path and not path.startswith("/"):
+        ctx.warn("WorkdirRelativePath", f"Relative workdir {gocompat.quote(path)} can have "
+                 "unexpected results if the base image changes", inst,
+                 "make the first WORKDIR of the stage absolute", "workdir-relative-path")
+    st.workdir_set = True
     if not path:
         raise ctx.error("DF-ARGS", f"WORKDIR path {inst.path!r} is empty after variable "
                         "expansion", inst.span, hint="give the variable a value (ARG/ENV)")
@@ -545,8 +565,7 @@ _MIN_DURATION = 1_000_000  # container.MinimumDuration: 1ms
 def convert_healthcheck(ctx: PlanContext, st: StageState, inst: n.Instruction) -> None:
     assert isinstance(inst, n.Healthcheck)
     if inst.command is None:
-        if inst.flags:
-            raise ctx.error("DF-FLAG", "HEALTHCHECK NONE takes no flags", inst.flags[0].span)
+        # BuildKit never parses the flags of HEALTHCHECK NONE: they are ignored.
         health = HealthConfig(test=("NONE",))
     else:
         flags = flags_of(ctx, inst)

@@ -149,6 +149,12 @@ def _stages(ctx: PlanContext, stage_nodes: list[tuple[n.From, list[n.Instruction
                 raise ctx.error("DF-STAGE-NAME", f"invalid name for build stage: "
                                 f'"{node.stage_name}", name can\'t start with a number or '
                                 "contain symbols", span)
+            if name in ("context", "scratch"):
+                ctx.warnings.append(Diag(
+                    "ReservedStageName", Severity.WARNING,
+                    f"'{name}' is reserved and should not be used as a stage name", span,
+                    "rename the stage", "https://docs.docker.com/go/dockerfile/rule/"
+                    "reserved-stage-name/", ctx.source.line(span.line)))
             if name in ctx.by_name_all:
                 first = ctx.dockerfile_stages[ctx.by_name_all[name]]
                 raise ctx.error("DF-STAGE-DUP", f'duplicate stage name "{node.stage_name}" '
@@ -156,6 +162,11 @@ def _stages(ctx: PlanContext, stage_nodes: list[tuple[n.From, list[n.Instruction
                                 hint="give each stage a unique name")
         platform = ctx.target_platform
         if "platform" in flags:
+            if str(flags["platform"]) in ("$TARGETPLATFORM", "${TARGETPLATFORM}"):
+                ctx.warn("RedundantTargetPlatform", "Setting platform to predefined "
+                         f"{flags['platform']} in FROM is redundant as this is the default "
+                         "behavior", node, "drop --platform from this FROM",
+                         "redundant-target-platform")
             text = _expand_from(ctx, str(flags["platform"]), meta_env, node)
             pspan = (node.flag("platform") or node).span
             if not text:
@@ -228,9 +239,13 @@ def _reachable(ctx: PlanContext, stage_nodes: list[tuple[n.From, list[n.Instruct
     deps: dict[int, set[int]] = {}
     for index, (_, body) in enumerate(stage_nodes):
         found: set[int] = set()
-        if froms[index].base_stage is not None:
-            found.add(froms[index].base_stage)  # type: ignore[arg-type]
-        for inst in body:
+        base = froms[index].base_stage
+        instructions = list(body)
+        if base is not None:
+            found.add(base)
+            # The base stage's ONBUILD triggers run in this stage: their --from count here.
+            instructions += [i.inner for i in stage_nodes[base][1] if isinstance(i, n.Onbuild)]
+        for inst in instructions:
             for ref in _from_refs(inst, meta_env, ctx):
                 if ref.isdigit():
                     if int(ref) < len(froms):

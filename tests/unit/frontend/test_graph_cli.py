@@ -62,6 +62,13 @@ def test_target_prunes_and_dot_and_mermaid_render(tmp_path: Path) -> None:
     assert "stroke-dasharray" in r.stdout and "-->" in r.stdout
 
 
+def test_help_renders() -> None:
+    r = run_pybuild("graph", "--help")
+    assert r.returncode == 0 and "Traceback" not in r.stderr
+    for option in ("--file", "--target", "--build-arg", "--platform", "--format"):
+        assert option in r.stdout
+
+
 def test_unknown_target_is_a_usage_error(tmp_path: Path) -> None:
     r = run_pybuild("graph", "--target", "nope", str(_ctx(tmp_path, MULTI)))
     assert r.returncode == 2

@@ -382,3 +382,47 @@ def test_undefined_arg_in_from() -> None:
 def test_checks_skip_pruned_stages() -> None:
     p = _plan("FROM alpine AS unused\nLABEL a=$NOPE\nFROM scratch\n")
     assert p.pruned == (0,) and not [w for w in p.warnings if w.code == "UndefinedVar"]
+
+
+def test_reserved_stage_name_warns() -> None:
+    p = _plan("FROM alpine AS scratch\nFROM alpine\n")
+    assert [w.code for w in p.warnings] == ["ReservedStageName"]
+
+
+def test_copy_from_uses_global_args() -> None:
+    p = _plan("ARG SRC=builder\nFROM alpine AS builder\nRUN x\nFROM scratch\n"
+              "COPY --from=$SRC /a /a\n")
+    assert p.pruned == () and p.stages[1].deps == (0,)
+    copy = p.steps[p.stages[1].root]
+    assert isinstance(copy, Copy) and copy.source == p.stages[0].root
+
+
+def test_onbuild_trigger_from_reference_keeps_its_stage() -> None:
+    p = _plan("FROM alpine AS assets\nRUN make\nFROM alpine AS tmpl\n"
+              "ONBUILD COPY --from=assets /a /a\nFROM tmpl\n")
+    assert p.pruned == ()
+    final = p.stages[2]
+    copy = p.steps[final.root]
+    assert isinstance(copy, Copy) and copy.source == p.stages[0].root
+    assert final.deps == (0, 1)
+
+
+def test_workdir_relative_path_check() -> None:
+    p = _plan("FROM alpine AS a\nWORKDIR app\nWORKDIR sub\nFROM alpine AS b\nWORKDIR /abs\n"
+              "WORKDIR rel\nFROM a\nWORKDIR more\nCOPY --from=b / /b\n")
+    hits = [(w.span.line, w.message) for w in p.warnings if w.code == "WorkdirRelativePath"]
+    assert hits == [(2, 'Relative workdir "app" can have unexpected results if the base '
+                        'image changes')]
+
+
+def test_redundant_target_platform_check() -> None:
+    p = _plan("FROM --platform=$TARGETPLATFORM alpine\n")
+    assert [w.code for w in p.warnings] == ["RedundantTargetPlatform"]
+    assert not _plan("FROM --platform=$BUILDPLATFORM alpine\n").warnings
+
+
+def test_legacy_key_value_format_check() -> None:
+    p = _plan("FROM scratch\nENV A b c\nENV B=1\n")
+    assert [(w.code, w.span.line) for w in p.warnings] == [  # type: ignore[union-attr]
+        ("LegacyKeyValueFormat", 2)]
+    assert p.stages[0].config.env_map()["A"] == "b c"
