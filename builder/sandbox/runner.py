@@ -253,7 +253,12 @@ class Process:
         for m in msgs:
             kind, body = m[:1], m[1:].decode(errors="replace")
             if kind == b"E":
-                raise SandboxError(body)
+                hint = None
+                if body.startswith("mount overlay"):
+                    hint = ("overlayfs refused this upper/work directory (is it itself on "
+                            "overlayfs, e.g. inside a container?): put pybuild's state on "
+                            "tmpfs/ext4/xfs, or set PYBUILD_SANDBOX_FS=fuse-overlayfs or copy")
+                raise SandboxError(f"cannot set up the sandbox: {body}", hint=hint)
             if kind == b"T":
                 stubs = tuple(json.loads(body))
             elif kind == b"X":
@@ -661,8 +666,8 @@ def _enter_userns(plan: _Plan) -> None:
 
 
 def _describe(exc: BaseException) -> str:
-    if isinstance(exc, OSError) and exc.filename:
-        return f"{exc.strerror or exc}: {exc.filename}"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror + (f": {exc.filename}" if exc.filename else "")
     return str(exc) or type(exc).__name__
 
 

@@ -298,6 +298,25 @@ def test_change_set_whiteouts_opaque_dirs_and_no_stubs(tmp_path: Path, rootfs: P
                    for m in members.values() for k in m.pax_headers)
 
 
+def test_upper_on_overlayfs_names_the_fix(tmp_path: Path, rootfs: Path) -> None:
+    for d in "luwm":
+        (tmp_path / d).mkdir()
+    subprocess.run(["mount", "-t", "overlay", "overlay", "-o",
+                    f"lowerdir={tmp_path}/l,upperdir={tmp_path}/u,workdir={tmp_path}/w",
+                    str(tmp_path / "m")], check=True)
+    try:
+        (tmp_path / "m" / "up").mkdir()
+        (tmp_path / "m" / "wk").mkdir()
+        spec = SandboxSpec(lowers=(str(rootfs),), upper=str(tmp_path / "m" / "up"),
+                           work=str(tmp_path / "m" / "wk"), argv=("/bin/true",))
+        with pytest.raises(SandboxError) as err:
+            run(spec)
+    finally:
+        subprocess.run(["umount", str(tmp_path / "m")], check=True)
+    assert err.value.message.startswith("cannot set up the sandbox: mount overlay on /")
+    assert err.value.hint and "PYBUILD_SANDBOX_FS" in err.value.hint
+
+
 def _mountinfo() -> str:
     with open("/proc/self/mountinfo") as f:
         return f.read()
