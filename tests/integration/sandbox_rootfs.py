@@ -30,8 +30,12 @@ other:x:2000:
 """
 
 
-def make_rootfs(root: Path) -> Path:
-    """A minimal rootfs: /bin/busybox with every applet linked, /etc/passwd and /etc/group."""
+def make_rootfs(root: Path, *, image_like: bool = False) -> Path:
+    """A minimal rootfs: /bin/busybox with every applet linked, /etc/passwd and /etc/group.
+
+    `image_like` adds what real base images ship (empty /proc, /sys, /dev, /etc/hosts,
+    /etc/resolv.conf), so no mount-point stubs are needed (the benchmark's realistic case);
+    without it the sandbox must create them (the stub logic's test case)."""
     if BUSYBOX is None:
         raise RuntimeError("busybox not installed (Debian package busybox-static)")
     (root / "bin").mkdir(parents=True)
@@ -49,6 +53,11 @@ def make_rootfs(root: Path) -> Path:
     os.chown(root / "home" / "app", 1000, 1000) if os.geteuid() == 0 else None
     (root / "tmp").mkdir(mode=0o1777)
     os.chmod(root / "tmp", 0o1777)
+    if image_like:
+        for d in ("proc", "sys", "dev"):
+            (root / d).mkdir(mode=0o755)
+        (root / "etc" / "hosts").write_text("")
+        (root / "etc" / "resolv.conf").write_text("")
     return root
 
 
