@@ -19,16 +19,9 @@ descriptor, bytes (fed then closed) or None (/dev/null).
 from __future__ import annotations
 
 from builder.sandbox.mode import Mode, ModeReport, detect
-from builder.sandbox.runner import (
-    Output,
-    Process,
-    SandboxError,
-    SandboxUnavailable,
-    changes,
-    id_maps,
-    run,
-    start,
-)
+from builder.sandbox.plan import Output, SandboxError, SandboxUnavailable
+from builder.sandbox.process import Process
+from builder.sandbox.runner import changes, id_maps, run, start
 from builder.sandbox.spec import ExecResult, IdMap, Mount, SandboxSpec
 
 __all__ = [

@@ -20,7 +20,7 @@ from builder.oci.layers import write_layer
 from builder.oci.model import Compression
 from builder.sandbox import Mount, SandboxError, SandboxSpec, run, start
 from builder.snapshot import changes
-from tests.integration.sandbox_rootfs import make_rootfs, skip_reason_root
+from tests.integration.sandbox_rootfs import make_rootfs, mounts_mentioning, skip_reason_root
 
 pytestmark = pytest.mark.integration
 
@@ -317,11 +317,6 @@ def test_upper_on_overlayfs_names_the_fix(tmp_path: Path, rootfs: Path) -> None:
     assert err.value.hint and "PYBUILD_SANDBOX_FS" in err.value.hint
 
 
-def _mountinfo() -> str:
-    with open("/proc/self/mountinfo") as f:
-        return f.read()
-
-
 def _processes_with(marker: str) -> list[int]:
     found = []
     for pid in os.listdir("/proc"):
@@ -336,8 +331,8 @@ def _processes_with(marker: str) -> list[int]:
 
 
 def test_host_untouched_after_runs_kills_and_timeouts(step) -> None:
-    make, _ = step
-    before = _mountinfo()
+    make, upper = step
+    assert mounts_mentioning(upper.parent, *make("x").lowers) == []
     marker = f"9{os.getpid()}7"
     run(make("/bin/sh", "-c", f"sleep {marker} & sleep {marker} & exit 0"))
     run(make("/bin/sh", "-c", f"sleep {marker} & sleep 30", timeout=0.3))
@@ -345,7 +340,7 @@ def test_host_untouched_after_runs_kills_and_timeouts(step) -> None:
     time.sleep(0.3)
     proc.kill()
     proc.wait()
-    assert _mountinfo() == before
+    assert mounts_mentioning(upper.parent, *make("x").lowers) == []
     assert _processes_with(marker) == []
 
 
