@@ -25,7 +25,8 @@ import select
 import shutil
 import signal
 
-from builder.sandbox import linux, seccomp, users
+from builder.sandbox import linux, seccomp, tree, users
+from builder.sandbox.mode import Filesystem
 from builder.sandbox.plan import (
     DEFAULT_PATH,
     FORWARD_SIGNALS,
@@ -90,14 +91,23 @@ def _c1(spec: SandboxSpec, plan: Plan, parent_pid: int, stdio: dict[int, int],
         if os.getppid() != parent_pid:
             os._exit(125)
         _enter_userns(plan)
+        # Copy strategy: after pid 1's pivot_root this process sees the container's root too,
+        # so hold the host directories by descriptor for the conversion at the end.
+        keep = None
+        if plan.fs is Filesystem.COPY and plan.upper and plan.baseline:
+            keep = (os.open(plan.upper, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC),
+                    os.open(os.path.dirname(plan.baseline),
+                            os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC))
         life_r, life_w = os.pipe()
         pid = os.fork()
         if pid == 0:
             os.close(life_w)
-            _c2(spec, plan, stdio, status_w, life_r, unshare_flags=0)  # never returns
+            # pid 1 gets its own mount namespace: this process stays outside the container's
+            # mounts (and its pivot_root), free to rewrite the upper afterwards.
+            _c2(spec, plan, stdio, status_w, life_r,
+                unshare_flags=linux.CLONE_NEWNS)  # never returns
         os.close(life_r)
         send(status_w, b"P", str(pid))
-        os.close(status_w)
         while True:
             try:
                 _, status = os.waitpid(pid, 0)
@@ -106,6 +116,13 @@ def _c1(spec: SandboxSpec, plan: Plan, parent_pid: int, stdio: dict[int, int],
                 continue
         code = os.waitstatus_to_exitcode(status)
         code = 128 - code if code < 0 else code
+        if keep is not None:
+            upper_fd, work_fd = keep
+            fd = os.open(os.path.basename(plan.baseline or ""), os.O_RDONLY, dir_fd=work_fd)
+            with os.fdopen(fd) as f:
+                base = {k: (v[0], v[1]) for k, v in json.load(f).items()}
+            os.fchdir(upper_fd)
+            tree.to_overlay_upper(".", base, "user.overlay.opaque")
     except BaseException as exc:  # noqa: BLE001 - report, never unwind into the caller's code
         send(status_w, b"E", describe(exc))
     os._exit(code)
@@ -118,7 +135,7 @@ def _enter_userns(plan: Plan) -> None:
     Those helpers must run OUTSIDE the new user namespace (a setuid binary is not setuid
     inside it), so a helper forked before unshare waits for the go and maps us."""
     if len(plan.uid_map) == 1:
-        linux.unshare(plan.flags)
+        linux.unshare(plan.flags & ~linux.CLONE_NEWNS)
         with open("/proc/self/setgroups", "w") as f:
             f.write("deny")
         with open("/proc/self/uid_map", "w") as f:
@@ -147,7 +164,7 @@ def _enter_userns(plan: Plan) -> None:
             os._exit(code)
     os.close(go_r)
     try:
-        linux.unshare(plan.flags)
+        linux.unshare(plan.flags & ~linux.CLONE_NEWNS)
         os.write(go_w, b"1")
     finally:
         os.close(go_w)

@@ -12,6 +12,7 @@ import shutil
 import signal
 import threading
 import time
+from collections.abc import Callable
 
 from builder.sandbox.plan import Output, SandboxError, try_kill
 from builder.sandbox.spec import ExecResult, SandboxSpec
@@ -26,7 +27,9 @@ class Process:
 
     def __init__(self, spec: SandboxSpec, pid: int, status_r: int, outputs: dict[int, Output],
                  stdin_data: tuple[int, bytes] | None, tmpdir: str | None,
-                 lifeline: int | None = None, filesystem: str = "overlayfs") -> None:
+                 lifeline: int | None = None, filesystem: str = "overlayfs",
+                 after: Callable[[], None] | None = None) -> None:
+        self._after = after
         self._lifeline = lifeline
         self._filesystem = filesystem
         self.spec = spec
@@ -73,8 +76,14 @@ class Process:
                 return self._result
             try:
                 timed_out = self._pump()
-                self._result = dataclasses.replace(self._finish(timed_out),
-                                                   filesystem=self._filesystem)
+                result = dataclasses.replace(self._finish(timed_out),
+                                             filesystem=self._filesystem)
+                if self._after is not None:
+                    try:
+                        self._after()  # e.g. the copy strategy's tree → overlay upper
+                    except OSError as exc:
+                        raise SandboxError(f"cannot record the step's changes: {exc}") from None
+                self._result = result
             except BaseException:
                 self.kill()
                 self._reap()

@@ -203,21 +203,25 @@ def start(spec: SandboxSpec, *, stdin: Input = None, stdout: Output = None,
         raise
     for fd in to_close:
         os.close(fd)
+    after = None
+    if plan.fs is Filesystem.COPY and plan.upper and plan.baseline and plan.mode is Mode.ROOT:
+        upper, base = plan.upper, plan.baseline
+
+        def after() -> None:  # rootless: C1 does this inside the user namespace
+            tree.to_overlay_upper(upper, tree.load_baseline(base), "trusted.overlay.opaque")
+
     return Process(spec, pid, status_r, parent_fds, stdin_data, tmpdir, lifeline,
-                   plan.fs.value)
+                   plan.fs.value, after)
 
 
 def changes(spec: SandboxSpec, result: ExecResult) -> tuple[Change, ...]:
-    """The change set of a finished step (for `builder.oci.layers.write_layer`), read the way
-    its filesystem was assembled: the overlay upperdir, or a diff of the copied tree."""
+    """The change set of a finished step (for `builder.oci.layers.write_layer`). Whatever the
+    filesystem strategy, `spec.upper` is an overlay-format upper directory once `run()`
+    returned; this reads it and drops the sandbox's mount-point stubs."""
     from builder import snapshot  # the layer writer's dependencies load only when needed
 
     if spec.upper is None:
         raise SandboxError("the spec had no upper directory: no changes were captured")
-    if result.filesystem == Filesystem.COPY.value:
-        assert spec.work is not None
-        base = tree.load_baseline(os.path.join(spec.work, tree.BASELINE))
-        return snapshot.tree_changes(spec.upper, base, stubs=result.stubs)
     return snapshot.changes(spec.upper, stubs=result.stubs, lowers=spec.lowers)
 
 
