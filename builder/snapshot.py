@@ -24,7 +24,6 @@ from collections.abc import Iterable
 from builder.oci.layers import Change, ChangeKind
 from builder.sandbox.tree import (
     OPAQUE_XATTRS,
-    identity,
     is_whiteout,
     xattr,
 )
