@@ -90,9 +90,10 @@ def _c1(spec: SandboxSpec, plan: Plan, parent_pid: int, stdio: dict[int, int],
         linux.set_pdeathsig(signal.SIGKILL)
         if os.getppid() != parent_pid:
             os._exit(125)
+        os.setsid()  # out of the terminal's process group: Ctrl-C reaches only pybuild
         _enter_userns(plan)
-        # Copy strategy: after pid 1's pivot_root this process sees the container's root too,
-        # so hold the host directories by descriptor for the conversion at the end.
+        # Copy strategy: hold the host directories by descriptor for the conversion at the end
+        # (paths are resolved once, before anything runs in the sandbox).
         keep = None
         if plan.fs is Filesystem.COPY and plan.upper and plan.baseline:
             keep = (os.open(plan.upper, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC),
@@ -118,11 +119,16 @@ def _c1(spec: SandboxSpec, plan: Plan, parent_pid: int, stdio: dict[int, int],
         code = 128 - code if code < 0 else code
         if keep is not None:
             upper_fd, work_fd = keep
-            fd = os.open(os.path.basename(plan.baseline or ""), os.O_RDONLY, dir_fd=work_fd)
-            with os.fdopen(fd) as f:
-                base = {k: (v[0], v[1]) for k, v in json.load(f).items()}
-            os.fchdir(upper_fd)
-            tree.to_overlay_upper(".", base, "user.overlay.opaque")
+            try:
+                fd = os.open(os.path.basename(plan.baseline or ""), os.O_RDONLY,
+                             dir_fd=work_fd)
+            except FileNotFoundError:
+                fd = -1  # pid 1 failed before the copy was complete: it reported why
+            if fd >= 0:
+                with os.fdopen(fd) as f:
+                    base = {k: (v[0], v[1]) for k, v in json.load(f).items()}
+                os.fchdir(upper_fd)
+                tree.to_overlay_upper(".", base, "user.overlay.opaque")
     except BaseException as exc:  # noqa: BLE001 - report, never unwind into the caller's code
         send(status_w, b"E", describe(exc))
     os._exit(code)

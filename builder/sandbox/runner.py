@@ -208,7 +208,9 @@ def start(spec: SandboxSpec, *, stdin: Input = None, stdout: Output = None,
         upper, base = plan.upper, plan.baseline
 
         def after() -> None:  # rootless: C1 does this inside the user namespace
-            tree.to_overlay_upper(upper, tree.load_baseline(base), "trusted.overlay.opaque")
+            if os.path.exists(base):  # else pid 1 failed before the copy was complete
+                tree.to_overlay_upper(upper, tree.load_baseline(base),
+                                      "trusted.overlay.opaque")
 
     return Process(spec, pid, status_r, parent_fds, stdin_data, tmpdir, lifeline,
                    plan.fs.value, after)

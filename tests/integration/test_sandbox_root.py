@@ -344,8 +344,10 @@ def test_host_untouched_after_runs_kills_and_timeouts(step) -> None:
     assert _processes_with(marker) == []
 
 
-def test_killing_the_caller_kills_the_sandbox(tmp_path: Path, rootfs: Path) -> None:
-    """PR_SET_PDEATHSIG: SIGKILL the calling process and the whole sandbox goes with it."""
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "Ctrl-C"])
+def test_killing_the_caller_kills_the_sandbox(tmp_path: Path, rootfs: Path, sig: int) -> None:
+    """SIGKILL the calling process (PR_SET_PDEATHSIG) or interrupt it (KeyboardInterrupt in
+    run() kills and reaps the sandbox) and the whole sandbox goes with it."""
     marker = f"8{os.getpid()}3"
     (tmp_path / "u").mkdir()
     (tmp_path / "w").mkdir()
@@ -365,8 +367,8 @@ def test_killing_the_caller_kills_the_sandbox(tmp_path: Path, rootfs: Path) -> N
     while len(_processes_with(marker)) < 2 and time.monotonic() < deadline:
         time.sleep(0.05)
     assert len(_processes_with(marker)) == 2
-    child.kill()
-    child.wait()
+    child.send_signal(sig)
+    assert child.wait(10) != 0
     deadline = time.monotonic() + 5
     while _processes_with(marker) and time.monotonic() < deadline:
         time.sleep(0.05)
