@@ -91,7 +91,7 @@ def _c1(spec: SandboxSpec, plan: Plan, parent_pid: int, stdio: dict[int, int],
         if os.getppid() != parent_pid:
             os._exit(125)
         os.setsid()  # out of the terminal's process group: Ctrl-C reaches only pybuild
-        _enter_userns(plan)
+        enter_userns(plan)
         # Copy strategy: hold the host directories by descriptor for the conversion at the end
         # (paths are resolved once, before anything runs in the sandbox).
         keep = None
@@ -134,7 +134,7 @@ def _c1(spec: SandboxSpec, plan: Plan, parent_pid: int, stdio: dict[int, int],
     os._exit(code)
 
 
-def _enter_userns(plan: Plan) -> None:
+def enter_userns(plan: Plan) -> None:
     """Rootless: create all namespaces; map our uid/gid to 0 (single-id mode) or, with a
     subuid/subgid range, 0 → us and 1..n → the range via the setuid newuidmap/newgidmap.
 

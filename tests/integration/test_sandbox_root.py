@@ -18,7 +18,7 @@ import pytest
 
 from builder.oci.layers import write_layer
 from builder.oci.model import Compression
-from builder.sandbox import Mount, SandboxError, SandboxSpec, run, start
+from builder.sandbox import Mount, SandboxError, SandboxSpec, remove_tree, run, start
 from builder.snapshot import changes
 from tests.integration.sandbox_rootfs import make_rootfs, mounts_mentioning, skip_reason_root
 
@@ -296,6 +296,17 @@ def test_change_set_whiteouts_opaque_dirs_and_no_stubs(tmp_path: Path, rootfs: P
     assert sorted(members) == ["added", "d", "d/.wh..wh..opq", "d/new", "etc", "etc/.wh.gone"]
     assert not any(k.startswith(("trusted.overlay", "user.overlay"))
                    for m in members.values() for k in m.pax_headers)
+
+
+def test_remove_tree_cleans_upper_and_work(step) -> None:
+    make, upper = step
+    spec = make("/bin/sh", "-c", "mkdir -p /a/b && chown -R 1000 /a && chmod 0 /a/b")
+    assert run(spec).exit_code == 0
+    assert spec.work is not None and os.listdir(spec.work)
+    remove_tree(str(upper))
+    remove_tree(spec.work)
+    remove_tree(spec.work)  # idempotent
+    assert not upper.exists() and not Path(spec.work).exists()
 
 
 def test_upper_on_overlayfs_names_the_fix(tmp_path: Path, rootfs: Path) -> None:

@@ -65,6 +65,19 @@ SCRIPT = textwrap.dedent("""
          "chown": sh("echo x > /f; chown 1000:1000 /f && stat -c '%u:%g' /f"),
          "apt": sh("cat /etc/apt/apt.conf.d/zz-pybuild-no-sandbox 2>/dev/null || echo none")}
     r["mounts_unchanged"] = ours() == []
+    # Cleanup of what a sandbox wrote: as root inside, files get ids we cannot touch outside.
+    from builder.sandbox import remove_tree
+    owned = sh("mkdir -p /srv/a/b && echo x > /srv/a/b/f && chown -R 1000:1000 /srv/a "
+               "&& chmod 700 /srv/a/b")
+    import shutil
+    try:
+        shutil.rmtree(owned["upper"])
+        r["plain_rmtree"] = "ok"
+    except OSError as exc:
+        r["plain_rmtree"] = type(exc).__name__
+    remove_tree(owned["upper"])
+    remove_tree(owned["work"])
+    r["removed"] = not os.path.exists(owned["upper"]) and not os.path.exists(owned["work"])
     print(json.dumps(r))
 """)
 
@@ -142,6 +155,8 @@ def test_rootless_subid() -> None:
         pytest.skip(f"rootless-subid unavailable for {USER}: detected {r['mode']}")
     _common_checks(r)
     assert r["app"]["out"].startswith("uid=1000(app) gid=1000(app)")
+    assert r["plain_rmtree"] == "PermissionError"  # subordinate ids: not ours outside
+    assert r["removed"]
     assert r["chown"]["out"].strip() == "1000:1000"
     assert r["apt"]["out"].strip() == "none"  # real ids: apt's sandbox user works
 
@@ -152,6 +167,7 @@ def test_rootless_single_id() -> None:
     if r["mode"] != "rootless-single-id":
         pytest.skip(f"rootless-single-id unavailable: detected {r['mode']}")
     _common_checks(r)
+    assert r["removed"]
     # Only root exists inside; other users are refused with the fix named.
     assert "usermod --add-subuids" in r["app"]["error"]
     # The seccomp filter fakes chown: it "succeeds" and the file stays root's.
