@@ -51,20 +51,20 @@ def fork_root(spec: SandboxSpec, plan: Plan, stdio: dict[int, int],
     the caller are never affected."""
     life_r, life_w = os.pipe()
     own = os.open("/proc/thread-self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+    entered = False
     try:
         linux.unshare(linux.CLONE_NEWPID)
-        try:
-            pid = os.fork()
-        except BaseException:
-            linux.setns(own, linux.CLONE_NEWPID)
-            raise
+        entered = True
+        pid = os.fork()
         if pid == 0:
             os.close(life_w)
             _c2(spec, plan, stdio, status_w, life_r, unshare_flags=plan.flags & ~linux.CLONE_NEWPID)
-        linux.setns(own, linux.CLONE_NEWPID)
     finally:
-        if own >= 0:
-            os.close(own)
+        # Always back, even when Ctrl-C lands between the calls: this thread's later children
+        # (subprocess, the next sandbox) must be born in the caller's own pid namespace.
+        if entered:
+            linux.setns(own, linux.CLONE_NEWPID)
+        os.close(own)
     os.close(life_r)
     send(status_w, b"P", str(pid))
     # The lifeline's write end lives exactly as long as the caller: C2 checks it for the race

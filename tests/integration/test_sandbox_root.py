@@ -386,6 +386,17 @@ def test_killing_the_caller_kills_the_sandbox(tmp_path: Path, rootfs: Path, sig:
     assert _processes_with(marker) == []
 
 
+def test_caller_thread_is_back_in_its_pid_namespace(step) -> None:
+    """Root mode enters a new pid namespace for the calling thread's children only, and must
+    always return: later subprocesses of this thread are born in the caller's namespace."""
+    make, _ = step
+    own = os.readlink("/proc/thread-self/ns/pid")
+    run(make("/bin/true"))
+    run(make("/bin/sleep", "5", timeout=0.2))
+    assert os.readlink("/proc/thread-self/ns/pid_for_children") == own
+    assert subprocess.run(["true"]).returncode == 0
+
+
 def test_concurrent_runs_from_threads(tmp_path: Path, rootfs: Path) -> None:
     results: list[int] = []
 
