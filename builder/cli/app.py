@@ -13,7 +13,8 @@ from builder.errors import PybuildError
 
 app = typer.Typer(
     name="pybuild",
-    help="A daemonless Dockerfile compiler. `pybuild -f Dockerfile .` is `pybuild build -f Dockerfile .`.",
+    help="A daemonless Dockerfile compiler. "
+    "`pybuild -f Dockerfile .` is `pybuild build -f Dockerfile .`.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
