@@ -99,6 +99,9 @@ def _c1(spec: SandboxSpec, plan: Plan, parent_pid: int, stdio: dict[int, int],
             keep = (os.open(plan.upper, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC),
                     os.open(os.path.dirname(plan.baseline),
                             os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC))
+        # Relay signals from the caller to pid 1 (the caller may not signal pid 1 itself once
+        # it runs as a subordinate id). Blocked before the fork: pid 1 inherits the mask.
+        signal.pthread_sigmask(signal.SIG_BLOCK, INIT_SIGNALS)
         life_r, life_w = os.pipe()
         pid = os.fork()
         if pid == 0:
@@ -109,12 +112,7 @@ def _c1(spec: SandboxSpec, plan: Plan, parent_pid: int, stdio: dict[int, int],
                 unshare_flags=linux.CLONE_NEWNS)  # never returns
         os.close(life_r)
         send(status_w, b"P", str(pid))
-        while True:
-            try:
-                _, status = os.waitpid(pid, 0)
-                break
-            except InterruptedError:
-                continue
+        status = _relay(pid)
         code = os.waitstatus_to_exitcode(status)
         code = 128 - code if code < 0 else code
         if keep is not None:
@@ -132,6 +130,18 @@ def _c1(spec: SandboxSpec, plan: Plan, parent_pid: int, stdio: dict[int, int],
     except BaseException as exc:  # noqa: BLE001 - report, never unwind into the caller's code
         send(status_w, b"E", describe(exc))
     os._exit(code)
+
+
+def _relay(child: int) -> int:
+    """Forward forwardable signals to `child` until it exits; return its wait status."""
+    while True:
+        info = signal.sigwaitinfo(INIT_SIGNALS)
+        if info.si_signo != signal.SIGCHLD:
+            try_kill(child, info.si_signo)
+            continue
+        pid, status = os.waitpid(child, os.WNOHANG)
+        if pid == child:
+            return status
 
 
 def enter_userns(plan: Plan) -> None:

@@ -47,11 +47,11 @@ class Process:
 
     # -- control ---------------------------------------------------------------------------
     def signal(self, sig: int) -> None:
-        """Send `sig` to pid 1, which forwards it to the command."""
+        """Send `sig` to the command. It goes to our child — pid 1 as root; rootless the
+        process that owns the user namespace, which relays it to pid 1, because pid 1 may run
+        as a subordinate id we may not signal — and pid 1 forwards it to the command."""
         if self._result is None:
-            init = self._init_pid or self._read_init_pid()
-            if init:
-                try_kill(init, sig)
+            try_kill(self.pid, sig)
 
     def kill(self) -> None:
         """SIGKILL the whole sandbox (C1, and pid 1 so the kernel kills the namespace)."""

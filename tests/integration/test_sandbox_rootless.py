@@ -65,6 +65,21 @@ SCRIPT = textwrap.dedent("""
          "chown": sh("echo x > /f; chown 1000:1000 /f && stat -c '%u:%g' /f"),
          "apt": sh("cat /etc/apt/apt.conf.d/zz-pybuild-no-sandbox 2>/dev/null || echo none")}
     r["mounts_unchanged"] = ours() == []
+    # Signals reach the command even when pid 1 runs as a subordinate id.
+    import signal, threading
+    from builder.sandbox import start
+    up, work = base / "sig-u", base / "sig-w"
+    up.mkdir(); work.mkdir()
+    ready, lines = threading.Event(), []
+    def on_line(line):
+        lines.append(line.decode())
+        ready.set()
+    user = "app" if report.mode.value == "rootless-subid" else "0"
+    proc = start(SandboxSpec(lowers=(str(rootfs),), upper=str(up), work=str(work), user=user,
+                             argv=("/bin/sh", "-c", 'trap "echo got; exit 7" TERM; echo ready; '
+                                   "while :; do sleep 0.05; done")), stdout=on_line)
+    threading.Timer(0.1, lambda: ready.wait(10) and proc.signal(signal.SIGTERM)).start()
+    r["signalled"] = [proc.wait().exit_code, lines]
     # Cleanup of what a sandbox wrote: as root inside, files get ids we cannot touch outside.
     from builder.sandbox import remove_tree
     owned = sh("mkdir -p /srv/a/b && echo x > /srv/a/b/f && chown -R 1000:1000 /srv/a "
@@ -139,6 +154,7 @@ def _common_checks(r: dict, filesystem: str = "overlayfs-userxattr") -> None:
                                     ["etc", "add"], ["etc/gone", "delete"]]
     assert r["diff"]["stubs"]  # /proc, /dev ... were created and are not in the changes
     assert r["mounts_unchanged"]
+    assert r["signalled"] == [7, ["ready\n", "got\n"]]
 
 
 _REASON = _setup_user()
