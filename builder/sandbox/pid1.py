@@ -39,7 +39,7 @@ from builder.sandbox.plan import (
     try_kill,
 )
 from builder.sandbox.rootfs import build_root
-from builder.sandbox.spec import SandboxSpec
+from builder.sandbox.spec import IdMap, SandboxSpec
 
 
 def fork_root(spec: SandboxSpec, plan: Plan, stdio: dict[int, int],
@@ -244,6 +244,7 @@ def _c2(spec: SandboxSpec, plan: Plan, stdio: dict[int, int], status_w: int, lif
                     "for this user (usermod --add-subuids/--add-subgids) to get rootless-subid "
                     "mode")
         else:
+            _check_mapped(spec, plan, user)
             os.setgroups(list(user.groups))
             os.setgid(user.gid)
             os.setuid(user.uid)
@@ -281,6 +282,25 @@ def _c2(spec: SandboxSpec, plan: Plan, stdio: dict[int, int], status_w: int, lif
     send(status_w, b"S", str(status))
     code = os.waitstatus_to_exitcode(status)
     os._exit(128 - code if code < 0 else code)
+
+
+def _mapped(i: int, maps: tuple[IdMap, ...]) -> bool:
+    return any(m.inside <= i < m.inside + m.count for m in maps)
+
+
+def _check_mapped(spec: SandboxSpec, plan: Plan, user: users.ExecUser) -> None:
+    """Rootless: every id the command gets must exist in the user namespace's map."""
+    if not plan.uid_map:
+        return
+    top_u = max(m.inside + m.count for m in plan.uid_map) - 1
+    top_g = max(m.inside + m.count for m in plan.gid_map) - 1
+    if not _mapped(user.uid, plan.uid_map):
+        raise SandboxError(f"user {spec.user!r} has uid {user.uid}, outside this rootless "
+                           f"sandbox's ids 0-{top_u} (the /etc/subuid range)")
+    for gid in (user.gid, *user.groups):
+        if not _mapped(gid, plan.gid_map):
+            raise SandboxError(f"user {spec.user!r} needs gid {gid}, outside this rootless "
+                               f"sandbox's ids 0-{top_g} (the /etc/subgid range)")
 
 
 def _read_or_empty(path: str) -> str:

@@ -61,6 +61,7 @@ SCRIPT = textwrap.dedent("""
          "exit": sh("exit 5"), "signal": sh("kill -TERM $$"),
          "id": sh("id -u; echo $$; ip -o link | wc -l; ip route | wc -l"),
          "app": sh("id", user="app"),
+         "huge": sh("id", user="99999999"),
          "diff": sh("rm /etc/gone; rm -rf /d; mkdir /d; echo n > /d/new; echo a > /added"),
          "chown": sh("echo x > /f; chown 1000:1000 /f && stat -c '%u:%g' /f"),
          "apt": sh("cat /etc/apt/apt.conf.d/zz-pybuild-no-sandbox 2>/dev/null || echo none")}
@@ -171,6 +172,7 @@ def test_rootless_subid() -> None:
         pytest.skip(f"rootless-subid unavailable for {USER}: detected {r['mode']}")
     _common_checks(r)
     assert r["app"]["out"].startswith("uid=1000(app) gid=1000(app)")
+    assert "uid 99999999, outside this rootless sandbox's ids 0-65536" in r["huge"]["error"]
     assert r["plain_rmtree"] == "PermissionError"  # subordinate ids: not ours outside
     assert r["removed"]
     assert r["chown"]["out"].strip() == "1000:1000"
