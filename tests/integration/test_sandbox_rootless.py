@@ -81,6 +81,17 @@ SCRIPT = textwrap.dedent("""
                                    "while :; do sleep 0.05; done")), stdout=on_line)
     threading.Timer(0.1, lambda: ready.wait(10) and proc.signal(signal.SIGTERM)).start()
     r["signalled"] = [proc.wait().exit_code, lines]
+    # A timeout kills everything the step started; no process survives.
+    marker = f"7{os.getpid()}1"
+    timed = sh(f"sleep {marker} & sleep {marker}", timeout=0.5)
+    survivors = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if open(f"/proc/{pid}/cmdline", "rb").read() == f"sleep\\0{marker}\\0".encode():
+                survivors.append(pid)
+        except OSError:
+            pass
+    r["timeout"] = [timed.get("code"), survivors]
     # Cleanup of what a sandbox wrote: as root inside, files get ids we cannot touch outside.
     from builder.sandbox import remove_tree
     owned = sh("mkdir -p /srv/a/b && echo x > /srv/a/b/f && chown -R 1000:1000 /srv/a "
@@ -156,6 +167,7 @@ def _common_checks(r: dict, filesystem: str = "overlayfs-userxattr") -> None:
     assert r["diff"]["stubs"]  # /proc, /dev ... were created and are not in the changes
     assert r["mounts_unchanged"]
     assert r["signalled"] == [7, ["ready\n", "got\n"]]
+    assert r["timeout"] == [137, []]
 
 
 _REASON = _setup_user()
