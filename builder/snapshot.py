@@ -1,7 +1,8 @@
-"""Turns a finished step's filesystem changes into the change set the layer writer consumes
-(`builder.oci.layers.Change`), minus the sandbox's own mount-point stubs: from an overlay
-upperdir (kernel overlayfs or fuse-overlayfs), or — when no overlay is usable — by diffing a
-copied tree against the baseline recorded when it was copied (`checkout` + `tree_changes`).
+"""Turns a finished step's overlay-format upper directory into the change set the layer
+writer consumes (`builder.oci.layers.Change`), minus the sandbox's own mount-point stubs.
+Every sandbox filesystem strategy leaves that format behind: kernel overlayfs,
+fuse-overlayfs, and the copy strategy, which converts its tree afterwards
+(`builder.sandbox.tree.to_overlay_upper`).
 
 Overlay's on-disk format (Documentation/filesystems/overlayfs.rst) → OCI layer semantics
 (image-spec layer.md "Whiteouts"):
@@ -23,7 +24,6 @@ from collections.abc import Iterable
 from builder.oci.layers import Change, ChangeKind
 from builder.sandbox.tree import (
     OPAQUE_XATTRS,
-    identity,
     is_whiteout,
     xattr,
 )
@@ -149,45 +149,3 @@ def _unmap(host_id: int, id_map: tuple[tuple[int, int, int], ...]) -> int:
         if outside <= host_id < outside + count:
             return inside + host_id - outside
     return 65534  # the kernel's overflow id: not mapped into the sandbox
-
-
-def tree_changes(tree: str, baseline: dict[str, tuple[int, int]], *,
-                 stubs: Iterable[str] = ()) -> tuple[Change, ...]:
-    """Diff `tree` (a `checkout` the step then ran in) against its `baseline`.
-
-    An entry whose identity and ctime are unchanged is untouched (the kernel updates ctime
-    on every write, chmod, chown and rename). A directory with a new identity (inode and
-    birth time) was removed and recreated: OPAQUE, and everything under it is added. A
-    baseline path that is gone is a deletion (only the topmost one of a removed subtree).
-    Stubs are dropped as in `changes`."""
-    found: dict[str, Change] = {}
-    stats: dict[str, os.stat_result] = {}
-    present: set[str] = set()
-    opaque: list[str] = []
-    for dirpath, dirnames, filenames in os.walk(tree):
-        rel_dir = os.path.relpath(dirpath, tree)
-        rel_dir = "" if rel_dir == "." else rel_dir
-        in_opaque = any(rel_dir == o or rel_dir.startswith(o + "/") for o in opaque)
-        for name in [*dirnames, *filenames]:
-            full = os.path.join(dirpath, name)
-            rel = f"{rel_dir}/{name}" if rel_dir else name
-            st = os.lstat(full)
-            present.add(rel)
-            before = baseline.get(rel)
-            ident = identity(full, st)
-            if before == (ident, st.st_ctime_ns) and not in_opaque:
-                continue
-            kind = ChangeKind.ADD
-            if stat.S_ISDIR(st.st_mode) and before is not None and before[0] != ident \
-                    and not in_opaque:
-                kind = ChangeKind.OPAQUE
-                opaque.append(rel)
-            found[rel] = Change(rel, kind, full)
-            stats[rel] = st
-    for rel in sorted(set(baseline) - present):
-        parent = rel.rpartition("/")[0]
-        if parent and (parent not in present or parent in opaque):
-            continue  # covered by the parent's deletion or opaque replacement
-        found[rel] = Change(rel, ChangeKind.DELETE)
-    _drop_stubs(found, stats, set(stubs), ())
-    return tuple(sorted(found.values(), key=lambda c: c.path.encode("utf-8", "surrogateescape")))

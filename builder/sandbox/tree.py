@@ -1,5 +1,7 @@
 """Assembling a rootfs without overlayfs (ladder rung 4, "copy"): materialise stacked layer
-directories into one tree, and record the baseline the snapshot diffs against afterwards.
+directories into one tree, record a baseline, and after the step turn the tree into an
+overlay-format upper directory (only what changed, whiteouts, opaque markers), so every
+strategy hands the same thing to the snapshot and to later steps as a lower layer.
 Also the overlay on-disk format predicates the snapshot shares.
 
 Safe to call in a forked child (pid 1 of a sandbox): stdlib and ctypes only, no imports.
@@ -141,3 +143,79 @@ def save_baseline(baseline: dict[str, tuple[int, int]], path: str) -> None:
 def load_baseline(path: str) -> dict[str, tuple[int, int]]:
     with open(path) as f:
         return {k: (v[0], v[1]) for k, v in json.load(f).items()}
+
+
+def diff(tree: str, baseline: dict[str, tuple[int, int]]) -> list[tuple[str, str]]:
+    """What changed in `tree` (a `checkout` the step then ran in) since `baseline`, as
+    (relative path, "add" | "opaque" | "delete"), unsorted.
+
+    An entry whose identity and ctime are unchanged is untouched (the kernel updates ctime
+    on every write, chmod, chown and rename). A directory with a new identity (inode and
+    birth time) was removed and recreated: opaque, and everything under it is added. A
+    baseline path that is gone is a deletion (only the topmost one of a removed subtree)."""
+    found: list[tuple[str, str]] = []
+    present: set[str] = set()
+    opaque: set[str] = set()
+    for dirpath, dirnames, filenames in os.walk(tree):
+        rel_dir = os.path.relpath(dirpath, tree)
+        rel_dir = "" if rel_dir == "." else rel_dir
+        in_opaque = any(rel_dir == o or rel_dir.startswith(o + "/") for o in opaque)
+        for name in [*dirnames, *filenames]:
+            full = os.path.join(dirpath, name)
+            rel = f"{rel_dir}/{name}" if rel_dir else name
+            st = os.lstat(full)
+            present.add(rel)
+            before = baseline.get(rel)
+            ident = identity(full, st)
+            if before == (ident, st.st_ctime_ns) and not in_opaque:
+                continue
+            kind = "add"
+            if stat.S_ISDIR(st.st_mode) and before is not None and before[0] != ident \
+                    and not in_opaque:
+                kind = "opaque"
+                opaque.add(rel)
+            found.append((rel, kind))
+    for rel in set(baseline) - present:
+        parent = rel.rpartition("/")[0]
+        if parent and (parent not in present or parent in opaque):
+            continue  # covered by the parent's deletion or opaque replacement
+        found.append((rel, "delete"))
+    return found
+
+
+def to_overlay_upper(tree: str, baseline: dict[str, tuple[int, int]],
+                     opaque_xattr: str) -> None:
+    """Rewrite `tree` in place as the overlay upper directory the step would have produced:
+    unchanged entries removed (directories kept where something below changed, as overlay's
+    copy-up keeps them), deletions as 0:0 character devices, replaced directories marked with
+    `opaque_xattr` = "y" (trusted.overlay.opaque as root, user.overlay.opaque in a user
+    namespace, where creating a 0:0 whiteout is also allowed). Needs the privileges of the
+    sandbox's root over `tree`."""
+    changes = diff(tree, baseline)
+    keep: set[str] = set()
+    for rel, kind in changes:
+        if kind != "delete":
+            keep.add(rel)
+        parent = rel.rpartition("/")[0]
+        while parent and parent not in keep:
+            keep.add(parent)
+            parent = parent.rpartition("/")[0]
+    for dirpath, dirnames, filenames in os.walk(tree, topdown=False):
+        rel_dir = os.path.relpath(dirpath, tree)
+        rel_dir = "" if rel_dir == "." else rel_dir
+        for name in filenames:
+            if (f"{rel_dir}/{name}" if rel_dir else name) not in keep:
+                os.unlink(os.path.join(dirpath, name))
+        for name in dirnames:
+            if (f"{rel_dir}/{name}" if rel_dir else name) not in keep:
+                full = os.path.join(dirpath, name)
+                if os.path.islink(full):  # os.walk lists symlinks to directories here
+                    os.unlink(full)
+                else:
+                    os.rmdir(full)
+    for rel, kind in changes:
+        full = os.path.join(tree, rel)
+        if kind == "delete":
+            os.mknod(full, stat.S_IFCHR, os.makedev(0, 0))
+        elif kind == "opaque":
+            os.setxattr(full, opaque_xattr, b"y", follow_symlinks=False)

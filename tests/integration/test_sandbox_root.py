@@ -18,9 +18,9 @@ import pytest
 
 from builder.oci.layers import write_layer
 from builder.oci.model import Compression
-from builder.sandbox import Mount, SandboxError, SandboxSpec, run, start
+from builder.sandbox import Mount, SandboxError, SandboxSpec, remove_tree, run, start
 from builder.snapshot import changes
-from tests.integration.sandbox_rootfs import make_rootfs, skip_reason_root
+from tests.integration.sandbox_rootfs import make_rootfs, mounts_mentioning, skip_reason_root
 
 pytestmark = pytest.mark.integration
 
@@ -298,9 +298,34 @@ def test_change_set_whiteouts_opaque_dirs_and_no_stubs(tmp_path: Path, rootfs: P
                    for m in members.values() for k in m.pax_headers)
 
 
-def _mountinfo() -> str:
-    with open("/proc/self/mountinfo") as f:
-        return f.read()
+def test_remove_tree_cleans_upper_and_work(step) -> None:
+    make, upper = step
+    spec = make("/bin/sh", "-c", "mkdir -p /a/b && chown -R 1000 /a && chmod 0 /a/b")
+    assert run(spec).exit_code == 0
+    assert spec.work is not None and os.listdir(spec.work)
+    remove_tree(str(upper))
+    remove_tree(spec.work)
+    remove_tree(spec.work)  # idempotent
+    assert not upper.exists() and not Path(spec.work).exists()
+
+
+def test_upper_on_overlayfs_names_the_fix(tmp_path: Path, rootfs: Path) -> None:
+    for d in "luwm":
+        (tmp_path / d).mkdir()
+    subprocess.run(["mount", "-t", "overlay", "overlay", "-o",
+                    f"lowerdir={tmp_path}/l,upperdir={tmp_path}/u,workdir={tmp_path}/w",
+                    str(tmp_path / "m")], check=True)
+    try:
+        (tmp_path / "m" / "up").mkdir()
+        (tmp_path / "m" / "wk").mkdir()
+        spec = SandboxSpec(lowers=(str(rootfs),), upper=str(tmp_path / "m" / "up"),
+                           work=str(tmp_path / "m" / "wk"), argv=("/bin/true",))
+        with pytest.raises(SandboxError) as err:
+            run(spec)
+    finally:
+        subprocess.run(["umount", str(tmp_path / "m")], check=True)
+    assert err.value.message.startswith("cannot set up the sandbox: mount overlay on /")
+    assert err.value.hint and "PYBUILD_SANDBOX_FS" in err.value.hint
 
 
 def _processes_with(marker: str) -> list[int]:
@@ -317,8 +342,8 @@ def _processes_with(marker: str) -> list[int]:
 
 
 def test_host_untouched_after_runs_kills_and_timeouts(step) -> None:
-    make, _ = step
-    before = _mountinfo()
+    make, upper = step
+    assert mounts_mentioning(upper.parent, *make("x").lowers) == []
     marker = f"9{os.getpid()}7"
     run(make("/bin/sh", "-c", f"sleep {marker} & sleep {marker} & exit 0"))
     run(make("/bin/sh", "-c", f"sleep {marker} & sleep 30", timeout=0.3))
@@ -326,12 +351,14 @@ def test_host_untouched_after_runs_kills_and_timeouts(step) -> None:
     time.sleep(0.3)
     proc.kill()
     proc.wait()
-    assert _mountinfo() == before
+    assert mounts_mentioning(upper.parent, *make("x").lowers) == []
     assert _processes_with(marker) == []
 
 
-def test_killing_the_caller_kills_the_sandbox(tmp_path: Path, rootfs: Path) -> None:
-    """PR_SET_PDEATHSIG: SIGKILL the calling process and the whole sandbox goes with it."""
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "Ctrl-C"])
+def test_killing_the_caller_kills_the_sandbox(tmp_path: Path, rootfs: Path, sig: int) -> None:
+    """SIGKILL the calling process (PR_SET_PDEATHSIG) or interrupt it (KeyboardInterrupt in
+    run() kills and reaps the sandbox) and the whole sandbox goes with it."""
     marker = f"8{os.getpid()}3"
     (tmp_path / "u").mkdir()
     (tmp_path / "w").mkdir()
@@ -351,12 +378,23 @@ def test_killing_the_caller_kills_the_sandbox(tmp_path: Path, rootfs: Path) -> N
     while len(_processes_with(marker)) < 2 and time.monotonic() < deadline:
         time.sleep(0.05)
     assert len(_processes_with(marker)) == 2
-    child.kill()
-    child.wait()
+    child.send_signal(sig)
+    assert child.wait(10) != 0
     deadline = time.monotonic() + 5
     while _processes_with(marker) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert _processes_with(marker) == []
+
+
+def test_caller_thread_is_back_in_its_pid_namespace(step) -> None:
+    """Root mode enters a new pid namespace for the calling thread's children only, and must
+    always return: later subprocesses of this thread are born in the caller's namespace."""
+    make, _ = step
+    own = os.readlink("/proc/thread-self/ns/pid")
+    run(make("/bin/true"))
+    run(make("/bin/sleep", "5", timeout=0.2))
+    assert os.readlink("/proc/thread-self/ns/pid_for_children") == own
+    assert subprocess.run(["true"]).returncode == 0
 
 
 def test_concurrent_runs_from_threads(tmp_path: Path, rootfs: Path) -> None:
