@@ -36,7 +36,9 @@ from builder.store import ReadStream
 BLOCK = 1 << 20                 # compression block: fixed, so output never depends on timing
 GZIP_LEVEL = 6                  # gzip/pigz default
 ZSTD_LEVEL = 3                  # zstd CLI default
-THREADS = max(1, min(4, os.cpu_count() or 1))
+# One more compression thread than CPUs: the main thread (reading files, tar headers, sha256)
+# also needs a share, and pigz gets the same effect by running tar as a separate process.
+THREADS = max(2, min(8, (os.cpu_count() or 1) + 1))
 GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 

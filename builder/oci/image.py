@@ -34,7 +34,7 @@ from builder.oci.model import (
     Index,
     Manifest,
     Platform,
-    media_type_of,
+    parse_document,
 )
 from builder.oci.reference import ImageRef, Transport, parse
 from builder.store import LayerRecord, Store
@@ -73,19 +73,24 @@ def commit_image(store: Store, config: ImageConfig | bytes, layers: Sequence[Des
     return Descriptor(OCI_MANIFEST, store.put_blob(data), len(data))
 
 
+def read_document(store: Store, digest: Digest) -> Manifest | Index:
+    """A stored manifest or index, parsed; ImageError when missing, corrupt or malformed."""
+    try:
+        return parse_document(store.read_blob(digest))
+    except ValueError as e:
+        raise ImageError(f"{digest} is not a valid manifest or index: {e}") from None
+
+
 def resolve_manifest(store: Store, digest: Digest,
                      platform: Platform | None = None) -> Digest:
     """Follow an index (if `digest` names one) to the manifest for `platform` (default: this
     machine's). Raises ImageError when no manifest matches."""
     want = platform or Platform.host()
     for _ in range(8):
-        data = store.read_blob(digest)
-        mt = media_type_of(data)
-        if mt in MANIFEST_TYPES or (not mt and b'"layers"' in data):
+        doc = read_document(store, digest)
+        if isinstance(doc, Manifest):
             return digest
-        if mt not in INDEX_TYPES and b'"manifests"' not in data:
-            raise ImageError(f"{digest} is neither an image manifest nor an index ({mt!r})")
-        index = Index.from_bytes(data)
+        index = doc
         candidates = [m for m in index.manifests if m.media_type in MANIFEST_TYPES | INDEX_TYPES
                       and store.has_blob(m.digest)]
         match = [m for m in candidates if m.platform is None
