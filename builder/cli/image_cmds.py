@@ -207,12 +207,14 @@ def register(app: typer.Typer) -> None:
     @cmd("load")
     def load(ctx: typer.Context,
              input_: Annotated[Path, typer.Option("-i", "--input",
-                                                  help="OCI archive or docker-archive.")],
+                                                  help="OCI archive, docker-archive or OCI "
+                                                       "layout directory.")],
              ) -> None:
-        """Load images from an archive (OCI or docker-archive, detected)."""
+        """Load images from an OCI archive, a docker-archive (detected) or an OCI layout dir."""
         store = open_store(ctx)
         with store.in_use():
-            loaded = layout.load_archive(store, input_)
+            loaded = (layout.load_layout(store, input_) if input_.is_dir()
+                      else layout.load_archive(store, input_))
             for img in loaded:
                 if img.name:
                     store.set_image(img.name, img.manifest.digest)

@@ -51,6 +51,11 @@ def test_image_commands_round_trip(tmp_path: Path):
     assert "Loaded image: bb:latest" in pb(other, "load", "-i", str(oci)).stdout
     assert "Loaded image: bb:latest" in pb(other, "load", "-i", str(docker)).stdout
     assert json.loads(pb(other, "inspect", "bb").stdout)["Id"] == image_id
+    lay = tmp_path / "layout"
+    with tarfile.open(oci) as tf:
+        tf.extractall(lay, filter="data")
+    third = tmp_path / "third"
+    assert "Loaded image: bb:latest" in pb(third, "load", "-i", str(lay)).stdout
 
     assert "Untagged: bb2:latest" in pb(store, "rmi", "bb2").stdout
     r = pb(store, "inspect", "bb2", ok=False)
