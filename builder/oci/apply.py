@@ -265,7 +265,9 @@ class _Applier:
                     block = src.read(min(BLOCK, remaining))
                     if not block:
                         raise _Hostile("archive is truncated inside this entry")
-                    os.write(fd, block)
+                    view = memoryview(block)
+                    while view:  # write(2) may be partial
+                        view = view[os.write(fd, view):]
                     remaining -= len(block)
                 self._meta(fd, m)
                 os.utime(fd, ns=(int(m.mtime * 1e9),) * 2)
