@@ -61,7 +61,10 @@ def test_image_commands_round_trip(tmp_path: Path):
     r = pb(store, "inspect", "bb2", ok=False)
     assert r.returncode == 1 and "no such image: bb2:latest" in r.stderr
     assert "Traceback" not in r.stderr
-    pb(store, "rmi", "bb", "example.com/team/bb:1")
+    pb(store, "tag", "bb", "bb:again")
+    out = pb(store, "rmi", image_id[7:19]).stdout                # by ID: every name goes
+    assert sorted(out.split()) == sorted(["Untagged:", "bb:latest", "Untagged:", "bb:again",
+                                          "Untagged:", "example.com/team/bb:1"])
     out = pb(store, "prune").stdout
     assert out.startswith("Deleted ") and " 0 blobs" not in out
     assert pb(store, "images").stdout.strip().splitlines()[1:] == []
