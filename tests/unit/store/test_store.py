@@ -242,3 +242,19 @@ def test_stored_layers_and_images_are_identical_across_stores(tmp_path: Path):
         rec = store.get_layer(get_image(store, desc.digest).config.diff_ids[0])
         assert rec is not None and list(rec.variants) == [Compression.ZSTD]
     assert digests[0] == digests[1]                     # manifest → same blob digests too
+
+
+def test_lookup_prefers_names_then_ids(tmp_path: Path):
+    from builder.oci.image import lookup
+
+    store = Store(tmp_path / "s")
+    a, b = _image(store, tmp_path, "a"), _image(store, tmp_path, "b")
+    store.set_image("docker.io/library/b:latest", b)
+    b_id = get_image(store, b).id.hex
+    prefix = b_id[:12]
+    assert lookup(store, prefix) == ("docker.io/library/b:latest", b)      # by ID prefix
+    store.set_image(f"docker.io/library/{prefix}:latest", a)               # a name that looks
+    assert lookup(store, prefix) == (f"docker.io/library/{prefix}:latest", a)  # like an ID
+    assert lookup(store, f"sha256:{b_id}")[1] == b
+    with pytest.raises(ImageError, match="no such image: nope:latest"):
+        lookup(store, "nope")
