@@ -13,7 +13,7 @@ from enum import Enum
 from builder.source import Span
 
 
-class Severity(str, Enum):
+class Severity(str, Enum):  # noqa: UP042 (str() of a member must stay "Severity.X")
     """Finding levels, ordered from most to least severe (hadolint's vocabulary)."""
 
     ERROR = "error"

@@ -8,7 +8,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures"
-SHARED = ROOT.parent / "shared"
+# ../shared beside the checkout; a git worktree one level deeper (/work/wt/<name>) finds it
+# one level further up.
+SHARED = next((p / "shared" for p in (ROOT.parent, ROOT.parent.parent)
+               if (p / "shared" / "conformance").is_dir()), ROOT.parent / "shared")
 CONFORMANCE = SHARED / "conformance"
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from builder.errors import Diagnostic
 from builder.source import Span
 
 
@@ -47,6 +48,8 @@ class Heredoc:
     chomp_tabs: bool = False
     file_descriptor: int = 0
     span: Span | None = None
+    # The body exactly as read (before `<<-` tab stripping); None when equal to `content`.
+    raw_content: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -234,6 +237,8 @@ class Dockerfile:
     comments: tuple[Comment, ...] = ()
     escape: str = "\\"
     text: str = field(default="", repr=False)
+    # Parser warnings BuildKit also gives (e.g. empty continuation lines), in file order.
+    warnings: tuple[Diagnostic, ...] = ()
 
     def directive(self, name: str) -> str | None:
         for d in self.directives:
