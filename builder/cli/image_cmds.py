@@ -174,10 +174,16 @@ def register(app: typer.Typer) -> None:
         """Remove image names (their blobs go at the next `pybuild prune`)."""
         store = open_store(ctx)
         for text in images:
-            name, digest = oci_image.lookup(store, text)
-            names = [name] if name and text not in (str(digest), digest.hex) and \
-                not digest.hex.startswith(text.removeprefix("sha256:")) else \
-                [n for n, d in store.images().items() if d == digest]
+            # A name removes that name; an ID (or digest) removes every name of that image.
+            try:
+                ref = parse_name(text)
+            except ValueError:
+                ref = None
+            if ref is not None and store.get_image(ref.name) is not None:
+                names = [ref.name]
+            else:
+                _, digest = oci_image.lookup(store, text)
+                names = [n for n, d in store.images().items() if d == digest]
             for n in names:
                 if store.remove_image(n):
                     typer.echo(f"Untagged: {parse_name(n).familiar}")
@@ -207,12 +213,14 @@ def register(app: typer.Typer) -> None:
     @cmd("load")
     def load(ctx: typer.Context,
              input_: Annotated[Path, typer.Option("-i", "--input",
-                                                  help="OCI archive or docker-archive.")],
+                                                  help="OCI archive, docker-archive or OCI "
+                                                       "layout directory.")],
              ) -> None:
-        """Load images from an archive (OCI or docker-archive, detected)."""
+        """Load images from an OCI archive, a docker-archive (detected) or an OCI layout dir."""
         store = open_store(ctx)
         with store.in_use():
-            loaded = layout.load_archive(store, input_)
+            loaded = (layout.load_layout(store, input_) if input_.is_dir()
+                      else layout.load_archive(store, input_))
             for img in loaded:
                 if img.name:
                     store.set_image(img.name, img.manifest.digest)

@@ -36,7 +36,9 @@ from builder.store import ReadStream
 BLOCK = 1 << 20                 # compression block: fixed, so output never depends on timing
 GZIP_LEVEL = 6                  # gzip/pigz default
 ZSTD_LEVEL = 3                  # zstd CLI default
-THREADS = max(1, min(4, os.cpu_count() or 1))
+# One more compression thread than CPUs: the main thread (reading files, tar headers, sha256)
+# also needs a share, and pigz gets the same effect by running tar as a separate process.
+THREADS = max(2, min(8, (os.cpu_count() or 1) + 1))
 GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 
@@ -59,8 +61,6 @@ class Compressor:
             else None
         self.size = 0
         self._threads = threads
-        # gzip hands blocks to worker threads, so it needs to own them; the others copy.
-        self.takes_ownership = compression is Compression.GZIP and threads > 1
         if compression is Compression.GZIP:
             self._level = GZIP_LEVEL if level is None else level
             self._crc = 0
@@ -94,7 +94,7 @@ class Compressor:
         return c.compress(block) + c.flush(zlib.Z_SYNC_FLUSH)
 
     def block(self, block: memoryview | bytearray) -> None:
-        """Compress one block. If `takes_ownership`, the caller must not reuse `block`."""
+        """Compress one block; the caller never modifies `block` afterwards."""
         if self.compression is Compression.NONE:
             self._emit(block)
         elif self.compression is Compression.ZSTD:
@@ -130,12 +130,21 @@ class Compressor:
 
 class BlockSink:
     """The uncompressed stream: buffers into BLOCK-sized blocks, hashes them (diff_id) and
-    feeds the compressor."""
+    feeds the compressor.
+
+    A full block is never written to again (each gets a fresh buffer), so the compressor's
+    threads and the hashing thread can read it while the main thread fills the next one:
+    sha256 of the tar runs beside the compression instead of before it (hashlib releases
+    the GIL). At most `_MAX_PENDING` blocks wait for the hasher, bounding memory."""
+
+    _MAX_PENDING = 4
 
     def __init__(self, comp: Compressor) -> None:
         self.comp = comp
         self.hash = hashlib.sha256()
         self.size = 0
+        self._hasher = ThreadPoolExecutor(1, thread_name_prefix="diff-id")
+        self._hashing: deque[Future[None]] = deque()
         self._new_buffer()
 
     def _new_buffer(self) -> None:
@@ -147,15 +156,13 @@ class BlockSink:
         if not self._pos:
             return
         block = self._mv[: self._pos]
-        self.hash.update(block)
         self.size += self._pos
-        if self.comp.takes_ownership:
-            # Hand the whole buffer over (a partial one, only at the end, as a copy).
-            self.comp.block(self._buf if self._pos == BLOCK else bytearray(block))
-            self._new_buffer()
-        else:
-            self.comp.block(block)
-            self._pos = 0
+        # One worker thread: updates run in submission order, so the digest is the stream's.
+        self._hashing.append(self._hasher.submit(self.hash.update, block))
+        while len(self._hashing) > self._MAX_PENDING:
+            self._hashing.popleft().result()
+        self.comp.block(block)
+        self._new_buffer()
 
     def write(self, data: Any) -> None:
         """Append bytes (headers, padding)."""
@@ -185,8 +192,17 @@ class BlockSink:
         return size - remaining
 
     def close(self) -> None:
+        """Flush, finish the compressor and the diff_id (`hash` is final afterwards)."""
         self._flush()
-        self.comp.close()
+        try:
+            self.comp.close()
+        finally:
+            self.abort()
+
+    def abort(self) -> None:
+        while self._hashing:
+            self._hashing.popleft().result()
+        self._hasher.shutdown()
 
 
 @contextlib.contextmanager

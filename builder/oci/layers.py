@@ -187,6 +187,7 @@ def write_layer(changes: Iterable[Change], out: Out,
         sink.close()
     except BaseException:
         comp.abort()
+        sink.abort()
         raise
     diff_id = Digest(sink.hash.hexdigest())
     if compression is Compression.NONE:
@@ -333,6 +334,7 @@ def ensure_variant(store: Store, diff_id: Digest, compression: Compression, *,
             sink.close()
         except BaseException:
             comp.abort()
+            sink.abort()
             raise
         if sink.hash.hexdigest() != diff_id.hex:
             raise ImageError(f"layer blob {src.digest} does not decompress to {diff_id}")

@@ -193,3 +193,40 @@ def test_archive_with_a_blob_that_lies_about_its_digest_is_refused(tmp_path: Pat
     for d in store.blobs():  # whatever is there verifies
         assert hashlib.sha256(store.blob_path(d).read_bytes()).hexdigest() == d.hex
     assert list(store.tmp_root.iterdir()) == []
+
+
+@pytest.mark.parametrize("manifest", [b"not json", b"[]", b'{"schemaVersion": 2}',
+                                      b'{"schemaVersion":2,"mediaType":"application/'
+                                      b'vnd.oci.image.manifest.v1+json","config":{},"layers":[]}'])
+def test_layouts_with_malformed_documents_are_refused_cleanly(tmp_path: Path, manifest: bytes):
+    store = Store(tmp_path / "store")
+    digest = hashlib.sha256(manifest).hexdigest()
+    index = ('{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.'
+             f'v1+json","digest":"sha256:{digest}","size":{len(manifest)}}}]}}').encode()
+    archive = tmp_path / "bad.tar"
+    archive.write_bytes(tar(entry("oci-layout", data=b'{"imageLayoutVersion":"1.0.0"}'),
+                            entry("index.json", data=index),
+                            entry(f"blobs/sha256/{digest}", data=manifest)))
+    with pytest.raises(ImageError):
+        load_archive(store, archive)
+    assert store.images() == {}
+    store.prune()  # and GC copes with whatever was left behind
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="overlay lower dirs hold 0:0 devices: root only")
+def test_layer_lower_dirs_keep_whiteouts_inside_the_root(tmp_path: Path):
+    """Regression: per-layer overlay lower dirs (executor.rootfs.layer_dir) once wrote
+    whiteouts with plain path joins, so `evil -> /host/dir` + `evil/.wh.x` planted a device
+    node on the host."""
+    from builder.executor.rootfs import layer_dir
+
+    host = tmp_path / "host"
+    host.mkdir()
+    store = Store(tmp_path / "store")
+    layer = tar(entry("evil", SYM, linkname=str(host)), entry("evil/.wh.planted", data=b""),
+                entry("up", SYM, linkname="../../../../.."), entry("d", DIR),
+                entry("d/.wh..wh..opq", data=b""))
+    rec = store_layer_blob(store, store.put_blob(layer), OCI_LAYER)
+    lower = layer_dir(store, rec.diff_id)
+    assert list(host.iterdir()) == []
+    assert os.getxattr(lower / "d", "trusted.overlay.opaque") == b"y"

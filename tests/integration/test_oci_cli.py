@@ -51,12 +51,20 @@ def test_image_commands_round_trip(tmp_path: Path):
     assert "Loaded image: bb:latest" in pb(other, "load", "-i", str(oci)).stdout
     assert "Loaded image: bb:latest" in pb(other, "load", "-i", str(docker)).stdout
     assert json.loads(pb(other, "inspect", "bb").stdout)["Id"] == image_id
+    lay = tmp_path / "layout"
+    with tarfile.open(oci) as tf:
+        tf.extractall(lay, filter="data")
+    third = tmp_path / "third"
+    assert "Loaded image: bb:latest" in pb(third, "load", "-i", str(lay)).stdout
 
     assert "Untagged: bb2:latest" in pb(store, "rmi", "bb2").stdout
     r = pb(store, "inspect", "bb2", ok=False)
     assert r.returncode == 1 and "no such image: bb2:latest" in r.stderr
     assert "Traceback" not in r.stderr
-    pb(store, "rmi", "bb", "example.com/team/bb:1")
+    pb(store, "tag", "bb", "bb:again")
+    out = pb(store, "rmi", image_id[7:19]).stdout                # by ID: every name goes
+    assert sorted(out.split()) == sorted(["Untagged:", "bb:latest", "Untagged:", "bb:again",
+                                          "Untagged:", "example.com/team/bb:1"])
     out = pb(store, "prune").stdout
     assert out.startswith("Deleted ") and " 0 blobs" not in out
     assert pb(store, "images").stdout.strip().splitlines()[1:] == []
