@@ -202,3 +202,19 @@ def test_missing_file_is_a_usage_error(tmp_path: Path) -> None:
     r = run_pybuild("lint", cwd=tmp_path)  # no ./Dockerfile here
     assert r.returncode == 2
     assert "cannot read Dockerfile" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_copy_ignored_file_reads_the_dockerignore_beside_the_dockerfile(tmp_path: Path) -> None:
+    (tmp_path / ".dockerignore").write_text("*.md\n!KEEP.md\n")
+    p = tmp_path / "Dockerfile"
+    p.write_text("FROM alpine:3.20\nCOPY README.md KEEP.md src/ /d/\n")
+    off = run_pybuild("lint", "-f", "json", "--no-fail", str(p), cwd=tmp_path)
+    assert "CopyIgnoredFile" not in off.stdout  # experimental: off by default, as BuildKit
+    on = run_pybuild("lint", "-f", "json", "--no-fail", "--enable", "CopyIgnoredFile", str(p),
+                     cwd=tmp_path)
+    got = [(d["line"], d["message"]) for d in json.loads(on.stdout)
+           if d["code"] == "CopyIgnoredFile"]
+    assert got == [(2, 'Attempting to Copy file "README.md" that is excluded by .dockerignore')]
+    p.write_text("# check=experimental=all\n" + p.read_text())
+    again = run_pybuild("lint", "-f", "json", "--no-fail", str(p), cwd=tmp_path)
+    assert "CopyIgnoredFile" in again.stdout
