@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 from builder.frontend import gocompat
 from builder.frontend.expand import ExpansionError, ShellLexer
-from builder.frontend.flags import FlagProblem, parse_flags
+from builder.frontend.flags import SPECS, FlagProblem, parse_flags
 from builder.frontend.mounts import MountProblem, parse_mount
 from builder.frontend.state import PROXY_ARGS, PlanContext, StageState
 from builder.graph import (
@@ -27,12 +27,15 @@ from builder.graph import (
     Mount,
     StepId,
 )
+from builder.source import Span
 from builder.syntax import nodes as n
 
 Converter = Callable[[PlanContext, StageState, n.Instruction], None]
 
 
-def flags_of(ctx: PlanContext, inst: n.Instruction, keyword: str | None = None) -> dict:
+def flags_of(ctx: PlanContext, inst: n.Instruction,
+             keyword: str | None = None) -> dict[str, object]:
+    """The instruction's flags checked against BuildKit's table; errors at the flag's span."""
     try:
         return parse_flags(inst, keyword)
     except FlagProblem as p:
@@ -42,12 +45,17 @@ def flags_of(ctx: PlanContext, inst: n.Instruction, keyword: str | None = None) 
 
 
 def _flag_hint(keyword: str) -> str:
-    from builder.frontend.flags import SPECS
-
     names = sorted(SPECS.get(keyword, {}))
     if not names:
         return f"{keyword} takes no flags"
     return f"{keyword} accepts: " + ", ".join("--" + x for x in names)
+
+
+def _list(flags: dict[str, object], name: str) -> tuple[str, ...]:
+    """The values of a repeatable flag (none when absent)."""
+    value = flags.get(name, ())
+    assert isinstance(value, tuple)
+    return value
 
 
 def _no_flags(ctx: PlanContext, inst: n.Instruction) -> None:
@@ -61,7 +69,7 @@ def normalize_workdir(current: str, new: str) -> str:
     """system.NormalizeWorkdir on Linux: relative paths chain onto the current dir."""
     if not new.startswith("/"):
         new = posixpath.join("/", current or "/", new)
-    return posixpath.normpath(new) if new not in ("", "/") else "/"
+    return _clean(new)
 
 
 def _clean(path: str) -> str:
@@ -91,15 +99,18 @@ def resolve_dest(workdir: str, dest: str) -> str:
 def convert_env(ctx: PlanContext, st: StageState, inst: n.Instruction) -> None:
     assert isinstance(inst, n.Env)
     _no_flags(ctx, inst)
-    parts = []
+    # Every pair is expanded with the environment from before this ENV (`ENV a=1 b=$a` sees
+    # the old `a`), as BuildKit expands the whole instruction before dispatching it.
+    pairs = []
     for kv in inst.pairs:
         key = ctx.expand(kv.key, st.run_env, inst)
         value = ctx.expand(kv.value, st.run_env, inst)
         if not key:
             raise ctx.error("DF-ARGS", "ENV names can not be blank", kv.span or inst.span)
+        pairs.append((key, value))
+    for key, value in pairs:
         st.set_env(key, value)
-        parts.append(f"{key}={value}")
-    st.commit("ENV " + " ".join(parts))
+    st.commit("ENV " + " ".join(f"{k}={v}" for k, v in pairs))
 
 
 def convert_label(ctx: PlanContext, st: StageState, inst: n.Instruction) -> None:
@@ -160,7 +171,7 @@ def _run_history(st: StageState, argv: tuple[str, ...]) -> str:
     return "RUN " + " ".join([*prefix, *argv])
 
 
-_HEREDOC_ONLY = re.compile(r"^<<-?\s*([\"']?)([^\s\"']+)\1\s*$")
+_HEREDOC_ONLY = re.compile(r"^[0-9]*<<-?\s*([\"']?)([^\s\"']+)\1\s*$")
 
 
 def convert_run(ctx: PlanContext, st: StageState, inst: n.Instruction) -> None:
@@ -174,7 +185,11 @@ def convert_run(ctx: PlanContext, st: StageState, inst: n.Instruction) -> None:
     if security not in ("sandbox", "insecure"):
         raise ctx.error("DF-FLAG", f'RUN: unsupported security mode "{security}"',
                         (inst.flag("security") or inst).span, hint="use sandbox or insecure")
-    mounts = [_mount(ctx, st, inst, v) for v in flags.get("mount", ())]  # type: ignore[union-attr]
+    if "device" in flags:
+        raise ctx.error("DF-UNSUPPORTED", "RUN --device (Dockerfile labs) is not supported by "
+                        "pybuild", (inst.flag("device") or inst).span,
+                        hint="remove --device, or build this Dockerfile with BuildKit")
+    mounts = [_mount(ctx, st, inst, v) for v in _list(flags, "mount")]
     cmd = inst.command
     if cmd.exec_form:
         argv: tuple[str, ...] = tuple(cmd.argv)
@@ -243,9 +258,9 @@ def _mount(ctx: PlanContext, st: StageState, inst: n.Instruction, value: object)
 
 
 def _from_source(ctx: PlanContext, st: StageState, inst: n.Instruction, ref: str,
-                 span: object) -> StepId:
+                 span: Span) -> StepId:
     """The filesystem a `--from`/`from=` names: an earlier stage's result or an image."""
-    index = ctx.stage_ref(ref, st, inst, span)  # type: ignore[arg-type]
+    index = ctx.stage_ref(ref, st, inst, span)
     if index is not None:
         st.deps.add(index)
         return ctx.stages[index].root
@@ -281,7 +296,7 @@ def _url_filename(url: str) -> str:
     return base if base not in ("", ".") else "__unnamed__"
 
 
-def _copy_history(kind: str, flags: dict, sources: list[str], docs: list[str],
+def _copy_history(kind: str, flags: dict[str, object], sources: list[str], docs: list[str],
                   dest: str) -> str:
     parts = [kind]
     if flags.get("parents"):
@@ -304,9 +319,14 @@ def convert_copy(ctx: PlanContext, st: StageState, inst: n.Instruction) -> None:
     is_add = isinstance(inst, n.Add)
     kind = "ADD" if is_add else "COPY"
     flags = flags_of(ctx, inst)
-    for key in ("chown", "chmod", "from", "checksum"):
+    for key in ("chown", "chmod", "checksum"):
         if key in flags:
             flags[key] = ctx.expand(str(flags[key]), st.run_env, inst)
+    if "from" in flags:
+        # Stage references are resolved before any stage runs (for pruning), so --from sees the
+        # global ARGs too; the stage's own values win.
+        scope = {k: v or "" for k, v in ctx.meta_args.items()} | st.run_env
+        flags["from"] = ctx.expand(str(flags["from"]), scope, inst)
     chmod = str(flags.get("chmod", ""))
     if chmod and not _CHMOD.match(chmod):
         raise ctx.error("DF-FLAG", f"{kind}: invalid --chmod value {chmod!r}",
@@ -336,7 +356,7 @@ def convert_copy(ctx: PlanContext, st: StageState, inst: n.Instruction) -> None:
             raise ctx.error("DF-FLAG", f"ADD: invalid --checksum {checksum!r}",
                             (inst.flag("checksum") or inst).span,
                             hint="expected sha256:<64 hex digits> (or a git commit)")
-    excludes = tuple(ctx.expand(str(x), st.run_env, inst) for x in flags.get("exclude", ()))
+    excludes = tuple(ctx.expand(str(x), st.run_env, inst) for x in _list(flags, "exclude"))
     # Fields every Copy step of this instruction shares; each source kind fills in the rest.
     template = Copy(root=st.root, source=None, sources=(), dest=dest,
                     chown=str(flags.get("chown", "")), chmod=chmod,
@@ -422,7 +442,8 @@ def convert_workdir(ctx: PlanContext, st: StageState, inst: n.Instruction) -> No
     _no_flags(ctx, inst)
     path = ctx.expand(inst.path, st.run_env, inst)
     if not path:
-        raise ctx.error("DF-ARGS", "WORKDIR requires a non-empty path", inst.span)
+        raise ctx.error("DF-ARGS", f"WORKDIR path {inst.path!r} is empty after variable "
+                        "expansion", inst.span, hint="give the variable a value (ARG/ENV)")
     wd = normalize_workdir(st.working_dir, path)
     st.working_dir = wd
     step = None
@@ -529,8 +550,7 @@ _MIN_DURATION = 1_000_000  # container.MinimumDuration: 1ms
 def convert_healthcheck(ctx: PlanContext, st: StageState, inst: n.Instruction) -> None:
     assert isinstance(inst, n.Healthcheck)
     if inst.command is None:
-        if inst.flags:
-            raise ctx.error("DF-FLAG", "HEALTHCHECK NONE takes no flags", inst.flags[0].span)
+        # BuildKit never parses the flags of HEALTHCHECK NONE: they are ignored.
         health = HealthConfig(test=("NONE",))
     else:
         flags = flags_of(ctx, inst)

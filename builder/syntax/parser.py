@@ -106,8 +106,10 @@ def _walk(tree: Any, text: str, base: int, ctx: _Context) -> Raw:
               original=text)
     pos = head.end_pos  # where the arguments (after the flags) may start
     terminated = False
-    sub: Any = None
-    args_tree: Any = None
+    sub: Any = None  # ONBUILD's nested instruction subtree
+    # The `arguments` subtree is not read: the argument text is re-read from the
+    # line after the last flag, because BuildKit ends the flags at a word that *decodes* to
+    # `--` (e.g. `--""`), which the lexer cannot know.
     for child in children[1:]:
         if child.data == "flag":
             if terminated:
@@ -121,8 +123,6 @@ def _walk(tree: Any, text: str, base: int, ctx: _Context) -> Raw:
             raw.flags.append((decoded, base + tok.start_pos, base + tok.end_pos))
         elif child.data in ("plain", "onbuild"):
             sub = child
-        else:
-            args_tree = child
     rest_raw = text[pos:]
     rest = rest_raw.strip(GO_SPACE)
     rest_offset = base + pos + (len(rest_raw) - len(rest_raw.lstrip(GO_SPACE)))
@@ -136,7 +136,6 @@ def _walk(tree: Any, text: str, base: int, ctx: _Context) -> Raw:
             else:
                 raw.inner = _parse_line(rest, ctx, rest_offset)
         return raw
-    del args_tree  # the argument text is re-read from `rest` (see the `--` rule above)
     _split_arguments(raw, rest, rest_offset, ctx.scanner.escape)
     return raw
 

@@ -27,9 +27,27 @@ GO_SPACE = (
     "\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
 )
 
-# BuildKit's directive regexp, after the leading `#` and blanks are cut. Go's `\s` is
-# ASCII [\t\n\f\r ] only, so it is spelled out.
-_DIRECTIVE = re.compile(r"([a-zA-Z][a-zA-Z0-9]*)[\t\n\f\r ]*=[\t\n\f\r ]*(.+?)[\t\n\f\r ]*")
+# BuildKit's directive regexp is `^([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(.+?)\s*$` (after the `#`
+# and blanks are cut), where Go's `\s` is ASCII [\t\n\f\r ] only. Python's backtracking
+# engine would take quadratic time on its lazy `(.+?)\s*$` for long blank runs (Go's RE2
+# is linear), so only the name part is a regexp and the value is cut with str.strip.
+_DIRECTIVE_NAME = re.compile(r"([a-zA-Z][a-zA-Z0-9]*)[\t\n\f\r ]*=")
+_RE_SPACE = "\t\n\f\r "
+
+
+def match_directive(text: str) -> tuple[str, str] | None:
+    """(name, value) when `text` (the comment after `#` and leading blanks) has the shape of
+    a parser directive, exactly as BuildKit's regexp decides."""
+    m = _DIRECTIVE_NAME.match(text)
+    if m is None:
+        return None
+    rest = text[m.end():]
+    value = rest.strip(_RE_SPACE)
+    if not value:
+        if not rest:
+            return None
+        value = rest[-1]  # only blanks after `=`: the lazy `(.+?)` takes the last one
+    return m.group(1), value
 _VALID_DIRECTIVES = ("syntax", "escape", "check")
 
 # bufio.Scanner's default limit: a longer physical line makes BuildKit fail.
@@ -65,10 +83,13 @@ class LogicalLine:
     # (offset in `joined`, physical line number, 0-based column in that line) per piece
     pieces: list[tuple[int, int, int]] = field(default_factory=list)
     empty_lines: list[int] = field(default_factory=list)  # blank lines inside continuations
+    _starts: list[int] = field(default_factory=list, repr=False)  # piece offsets (cache)
 
     def locate(self, offset: int) -> tuple[int, int]:
         """The (line, 1-based column) of character `offset` of `joined`."""
-        i = bisect_right([p[0] for p in self.pieces], offset) - 1
+        if len(self._starts) != len(self.pieces):
+            self._starts = [p[0] for p in self.pieces]
+        i = bisect_right(self._starts, offset) - 1
         start, line, col0 = self.pieces[max(i, 0)]
         return line, col0 + (offset - start) + 1
 
@@ -134,11 +155,11 @@ class Scanner:
         if not token.startswith("#"):
             self._directives_done = True
             return False
-        m = _DIRECTIVE.fullmatch(token[1:].lstrip(GO_SPACE))
-        if m is None or m.group(1).lower() not in _VALID_DIRECTIVES:
+        found = match_directive(token[1:].lstrip(GO_SPACE))
+        if found is None or found[0].lower() not in _VALID_DIRECTIVES:
             self._directives_done = True
             return False
-        name, value = m.group(1).lower(), m.group(2)
+        name, value = found[0].lower(), found[1]
         if name in self._seen:
             raise self.error(codes.DUPLICATE_DIRECTIVE,
                              f"only one {name} parser directive can be used", number, column,

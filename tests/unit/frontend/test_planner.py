@@ -70,6 +70,19 @@ def test_env_overrides_arg_and_args_are_not_persisted() -> None:
     assert env["X"] == "env" and "Y" not in env
 
 
+def test_env_pairs_see_the_environment_before_the_instruction() -> None:
+    # Dockerfile reference: `ENV abc=hello` then `ENV abc=bye def=$abc` gives def=hello.
+    p = _plan("FROM scratch\nENV abc=hello\nENV abc=bye def=$abc\n")
+    env = p.stages[0].config.env_map()
+    assert (env["abc"], env["def"]) == ("bye", "hello")
+
+
+def test_arg_pairs_apply_one_after_another() -> None:
+    p = _plan("FROM scratch\nARG a=1 b=${a}2\nRUN x\n")
+    env = _env(_execs(p)[0])
+    assert (env["a"], env["b"]) == ("1", "12")
+
+
 def test_arg_default_expands_with_earlier_values() -> None:
     p = _plan("FROM scratch\nENV BASE=/opt\nARG DIR=$BASE/app\nWORKDIR $DIR\n")
     assert p.stages[0].config.working_dir == "/opt/app"
@@ -344,3 +357,51 @@ def test_add_git_source_and_local_lookalike() -> None:
     assert (git.url, git.ref, git.subdir, git.keep_git_dir) == (
         "https://github.com/a/b.git", "v1", "sub", True)
     assert isinstance(p.steps[local_copy.source], ContextSource)  # type: ignore[attr-defined]
+
+
+# --------------------------------------------------------------------------- build checks
+
+
+def test_undefined_var_warning_with_suggestion() -> None:
+    p = _plan("FROM scratch\nENV APP_HOME=/app\nWORKDIR /x$APP_HOM\nARG DECLARED\n"
+              "LABEL a=$DECLARED b=$NOPE\n")
+    found = [(w.code, w.message, w.hint, w.span.line) for w in p.warnings if w.span]
+    assert ("UndefinedVar", "Usage of undefined variable '$APP_HOM'", "did you mean $APP_HOME?",
+            3) in found
+    assert [m for _, m, _, _ in found if "DECLARED" in m] == []  # declared ARG, even unset
+    assert any("$NOPE" in m for _, m, _, _ in found)
+
+
+def test_undefined_arg_in_from() -> None:
+    p = _plan("ARG VERSION=1\nFROM alpine:$VERSON\nFROM alpine:$VERSION\n")
+    w = [x for x in p.warnings if x.code == "UndefinedArgInFrom"]
+    assert len(w) == 1 and w[0].message == "FROM argument 'VERSON' is not declared"
+    assert w[0].hint == "did you mean VERSION?" and w[0].span.line == 2  # type: ignore[union-attr]
+
+
+def test_checks_skip_pruned_stages() -> None:
+    p = _plan("FROM alpine AS unused\nLABEL a=$NOPE\nFROM scratch\n")
+    assert p.pruned == (0,) and not [w for w in p.warnings if w.code == "UndefinedVar"]
+
+
+def test_reserved_stage_name_warns() -> None:
+    p = _plan("FROM alpine AS scratch\nFROM alpine\n")
+    assert [w.code for w in p.warnings] == ["ReservedStageName"]
+
+
+def test_copy_from_uses_global_args() -> None:
+    p = _plan("ARG SRC=builder\nFROM alpine AS builder\nRUN x\nFROM scratch\n"
+              "COPY --from=$SRC /a /a\n")
+    assert p.pruned == () and p.stages[1].deps == (0,)
+    copy = p.steps[p.stages[1].root]
+    assert isinstance(copy, Copy) and copy.source == p.stages[0].root
+
+
+def test_onbuild_trigger_from_reference_keeps_its_stage() -> None:
+    p = _plan("FROM alpine AS assets\nRUN make\nFROM alpine AS tmpl\n"
+              "ONBUILD COPY --from=assets /a /a\nFROM tmpl\n")
+    assert p.pruned == ()
+    final = p.stages[2]
+    copy = p.steps[final.root]
+    assert isinstance(copy, Copy) and copy.source == p.stages[0].root
+    assert final.deps == (0, 1)

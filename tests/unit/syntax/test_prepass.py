@@ -170,3 +170,27 @@ def test_empty_continuation_lines_warn() -> None:
     assert (warning.code, warning.severity.value, warning.span.line) == ("PB1201", "warning", 3)
     assert "starting on line 2" in warning.message
     assert parse("FROM a\nRUN a \\\n  # comment\n  b\n").warnings == ()
+
+
+def test_directive_matching_equals_buildkits_regexp() -> None:
+    """match_directive (linear time) decides exactly like BuildKit's regexp, checked with
+    Python's (backtracking, same leftmost-first semantics) on every short string."""
+    import itertools
+    import re
+
+    from builder.syntax.prepass import match_directive
+
+    regexp = re.compile(r"([a-zA-Z][a-zA-Z0-9]*)[\t\n\f\r ]*=[\t\n\f\r ]*(.+?)[\t\n\f\r ]*")
+    for n in range(7):
+        for combo in itertools.product(["a", "1", " ", "\t", "\v", "="], repeat=n):
+            text = "".join(combo)
+            m = regexp.fullmatch(text)
+            assert match_directive(text) == (m.groups() if m else None), repr(text)
+
+
+@pytest.mark.timeout(20)
+def test_long_lines_stay_linear() -> None:
+    parse("# a=x" + " " * 60000 + "y\nFROM a\n")  # a lazy regexp would take minutes
+    ports = " \\\n".join(str(p) for p in range(20000))
+    expose = parse("FROM a\nEXPOSE " + ports + "\n").instructions[1]
+    assert len(expose.args) == 20000 and expose.span.end_line == 20001
