@@ -101,6 +101,7 @@ def convert_env(ctx: PlanContext, st: StageState, inst: n.Instruction) -> None:
     _no_flags(ctx, inst)
     # Every pair is expanded with the environment from before this ENV (`ENV a=1 b=$a` sees
     # the old `a`), as BuildKit expands the whole instruction before dispatching it.
+    _legacy_check(ctx, inst)
     pairs = []
     for kv in inst.pairs:
         key = ctx.expand(kv.key, st.run_env, inst)
@@ -113,9 +114,18 @@ def convert_env(ctx: PlanContext, st: StageState, inst: n.Instruction) -> None:
     st.commit("ENV " + " ".join(f"{k}={v}" for k, v in pairs))
 
 
+def _legacy_check(ctx: PlanContext, inst: n.Env | n.Label) -> None:
+    if any(kv.legacy for kv in inst.pairs):
+        kw = inst.keyword
+        ctx.warn("LegacyKeyValueFormat", f'"{kw} key=value" should be used instead of legacy '
+                 f'"{kw} key value" format', inst, f"write {kw} {inst.pairs[0].key}=…",
+                 "legacy-key-value-format")
+
+
 def convert_label(ctx: PlanContext, st: StageState, inst: n.Instruction) -> None:
     assert isinstance(inst, n.Label)
     _no_flags(ctx, inst)
+    _legacy_check(ctx, inst)
     parts = []
     for kv in inst.pairs:
         key = ctx.expand(kv.key, st.run_env, inst)
@@ -441,6 +451,11 @@ def convert_workdir(ctx: PlanContext, st: StageState, inst: n.Instruction) -> No
     assert isinstance(inst, n.Workdir)
     _no_flags(ctx, inst)
     path = ctx.expand(inst.path, st.run_env, inst)
+    if not st.workdir_set and path and not path.startswith("/"):
+        ctx.warn("WorkdirRelativePath", f"Relative workdir {gocompat.quote(path)} can have "
+                 "unexpected results if the base image changes", inst,
+                 "make the first WORKDIR of the stage absolute", "workdir-relative-path")
+    st.workdir_set = True
     if not path:
         raise ctx.error("DF-ARGS", f"WORKDIR path {inst.path!r} is empty after variable "
                         "expansion", inst.span, hint="give the variable a value (ARG/ENV)")

@@ -162,6 +162,11 @@ def _stages(ctx: PlanContext, stage_nodes: list[tuple[n.From, list[n.Instruction
                                 hint="give each stage a unique name")
         platform = ctx.target_platform
         if "platform" in flags:
+            if str(flags["platform"]) in ("$TARGETPLATFORM", "${TARGETPLATFORM}"):
+                ctx.warn("RedundantTargetPlatform", "Setting platform to predefined "
+                         f"{flags['platform']} in FROM is redundant as this is the default "
+                         "behavior", node, "drop --platform from this FROM",
+                         "redundant-target-platform")
             text = _expand_from(ctx, str(flags["platform"]), meta_env, node)
             pspan = (node.flag("platform") or node).span
             if not text:

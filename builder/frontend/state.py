@@ -59,6 +59,7 @@ class StageState:
     steps: list[StepId] = field(default_factory=list)
     history: list[HistoryEntry] = field(default_factory=list)
     cmd_set: bool = False
+    workdir_set: bool = False  # a WORKDIR ran in this stage or a base stage (not the image)
     deps: set[int] = field(default_factory=set)
     planned: bool = False
 
@@ -87,6 +88,7 @@ class StageState:
         self.load_config(base.config())
         self.author = base.author
         self.root = base.root
+        self.workdir_set = base.workdir_set
         self.history = list(base.history)
         self.platform = base.platform
 
@@ -183,6 +185,13 @@ class PlanContext:
                 if name not in declared:
                     self.warn_undefined(name, inst, [*st.run_env, *self.meta_args])
         return result
+
+    def warn(self, code: str, message: str, inst: Instruction, hint: str, slug: str) -> None:
+        """Add a BuildKit build-check warning at `inst` (docs URL from the rule's slug)."""
+        line = self.source.line(inst.span.line) if inst.span.file == self.source.name else None
+        url = f"https://docs.docker.com/go/dockerfile/rule/{slug}/"
+        self.warnings.append(Diagnostic(code, Severity.WARNING, message, inst.span, hint, url,
+                                        line))
 
     def warn_undefined(self, name: str, inst: Instruction, known: list[str], *,
                        in_from: bool = False) -> None:

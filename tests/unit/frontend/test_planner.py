@@ -405,3 +405,24 @@ def test_onbuild_trigger_from_reference_keeps_its_stage() -> None:
     copy = p.steps[final.root]
     assert isinstance(copy, Copy) and copy.source == p.stages[0].root
     assert final.deps == (0, 1)
+
+
+def test_workdir_relative_path_check() -> None:
+    p = _plan("FROM alpine AS a\nWORKDIR app\nWORKDIR sub\nFROM alpine AS b\nWORKDIR /abs\n"
+              "WORKDIR rel\nFROM a\nWORKDIR more\nCOPY --from=b / /b\n")
+    hits = [(w.span.line, w.message) for w in p.warnings if w.code == "WorkdirRelativePath"]
+    assert hits == [(2, 'Relative workdir "app" can have unexpected results if the base '
+                        'image changes')]
+
+
+def test_redundant_target_platform_check() -> None:
+    p = _plan("FROM --platform=$TARGETPLATFORM alpine\n")
+    assert [w.code for w in p.warnings] == ["RedundantTargetPlatform"]
+    assert not _plan("FROM --platform=$BUILDPLATFORM alpine\n").warnings
+
+
+def test_legacy_key_value_format_check() -> None:
+    p = _plan("FROM scratch\nENV A b c\nENV B=1\n")
+    assert [(w.code, w.span.line) for w in p.warnings] == [  # type: ignore[union-attr]
+        ("LegacyKeyValueFormat", 2)]
+    assert p.stages[0].config.env_map()["A"] == "b c"
