@@ -47,6 +47,26 @@ def _write_atomic(path: Path, text: str) -> None:
 _STATE: dict[str, object] = {}
 
 
+def _with_dockerignore(cfg, path: str):  # type: ignore[no-untyped-def]
+    """The config with the .dockerignore patterns that apply to `path` (its directory taken
+    as the build context), when a rule that needs them is on."""
+    from dataclasses import replace
+
+    if path == "-" or "CopyIgnoredFile" in cfg.ignored:
+        return cfg
+    df = Path(path)
+    if not (df.with_name(df.name + ".dockerignore").is_file()
+            or (df.parent / ".dockerignore").is_file()):
+        return cfg  # nothing to read (and no need to import the front end)
+    from builder.frontend.dockerignore import BadPattern, load_ignore
+
+    try:
+        _, patterns = load_ignore(Path(path).parent, path)
+    except (OSError, BadPattern):
+        return cfg
+    return replace(cfg, dockerignore=tuple(patterns)) if patterns else cfg
+
+
 def _lint_path(path: str, fix: bool = False) -> tuple[list, str, int]:  # type: ignore[type-arg]
     """Lint one file: (findings, error text for stderr, exit code floor: 0, 2 unreadable,
     3 invalid). Runs in a worker process when files are linted in parallel, so it returns
@@ -73,6 +93,7 @@ def _lint_path(path: str, fix: bool = False) -> tuple[list, str, int]:  # type: 
     except PybuildError as exc:
         print_error(exc, err)
         return [], err.getvalue(), 3
+    cfg = _with_dockerignore(cfg, path)  # type: ignore[arg-type]
     if fix:
         from builder.lint.fix import fix as do_fix
 

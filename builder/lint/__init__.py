@@ -26,10 +26,15 @@ __all__ = ["Finding", "LintConfig", "Rule", "RULES", "lint", "lint_text", "enabl
            "parse_for_lint"]
 
 
-def enabled_rules(config: LintConfig) -> list[Rule]:
-    """Rules that run under `config` (default-on rules not ignored, plus enabled ones)."""
-    return [r for r in RULES.values()
-            if (r.default_enabled or r.code in config.enabled) and r.code not in config.ignored]
+def enabled_rules(config: LintConfig, experimental: frozenset[str] = frozenset()
+                  ) -> list[Rule]:
+    """Rules that run under `config` (default-on rules not ignored, plus enabled ones, plus
+    BuildKit checks a `# check=experimental=` directive turns on)."""
+    def on(r: Rule) -> bool:
+        if r.default_enabled or r.code in config.enabled:
+            return True
+        return r.source == "buildkit" and (r.code in experimental or "all" in experimental)
+    return [r for r in RULES.values() if on(r) and r.code not in config.ignored]
 
 
 def lint(dockerfile: n.Dockerfile, config: LintConfig | None = None) -> list[Finding]:
@@ -38,7 +43,7 @@ def lint(dockerfile: n.Dockerfile, config: LintConfig | None = None) -> list[Fin
     ctx = Context(dockerfile, config)
     pragmas = collect(dockerfile)
     findings: list[Finding] = []
-    for r in enabled_rules(config):
+    for r in enabled_rules(config, frozenset(pragmas.check_experimental)):
         try:
             produced = list(r.check(ctx))
         except Exception as exc:  # a bug in one rule must not surface as a traceback

@@ -34,6 +34,9 @@ class LintConfig:
     disable_ignore_pragma: bool = False
     enabled: frozenset[str] = frozenset()
     shellcheck: bool = False
+    # Patterns of the .dockerignore that applies (None: unknown, e.g. standard input);
+    # filled in per file by the CLI, read by CopyIgnoredFile.
+    dockerignore: tuple[str, ...] | None = None
 
     def merge(self, data: dict[str, Any], origin: str) -> LintConfig:
         """A copy updated from a hadolint-style mapping; raises UsageError naming `origin`."""

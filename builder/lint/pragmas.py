@@ -6,7 +6,8 @@ codes on the line right after it (where the next instruction starts); `global ig
 suppresses them everywhere. For `# pybuild ignore=` the suppression reaches the next
 instruction even past blank lines and other comments. BuildKit's
 `# check=skip=A,B;error=true` (https://docs.docker.com/reference/build-checks/) skips the
-named checks (or `all`) and, with `error=true`, raises BuildKit check findings to errors.
+named checks (or `all`), with `error=true` raises BuildKit check findings to errors, and with
+`experimental=A,B` (or `all`) turns on BuildKit's experimental checks.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ class Pragmas:
     check_skip: set[str] = field(default_factory=set)
     check_skip_all: bool = False
     check_error: bool = False
+    check_experimental: set[str] = field(default_factory=set)
     has_ignore_pragma: list[int] = field(default_factory=list)
 
     def suppressed(self, code: str, line: int) -> bool:
@@ -74,4 +76,6 @@ def collect(df: n.Dockerfile) -> Pragmas:
                 p.check_skip |= names
             elif key == "error":
                 p.check_error = value.lower() == "true"
+            elif key == "experimental":
+                p.check_experimental |= {v.strip() for v in value.split(",") if v.strip()}
     return p

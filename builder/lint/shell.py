@@ -36,25 +36,58 @@ class Word:
     index: int
 
 
-@dataclass(frozen=True, slots=True)
 class Command:
-    """A simple command: its name and arguments (without the name)."""
+    """A simple command: its name, arguments (without the name) and prefix assignments.
 
-    name: str
-    words: tuple[Word, ...]
-    env: tuple[tuple[str, str], ...] = ()
+    Words are flattened on first use: most rules look only at the name."""
+
+    __slots__ = ("name", "env", "_words", "_nodes", "_src", "_args", "_flags")
+
+    def __init__(self, name: str, words: tuple[Word, ...] | None = None,
+                 env: tuple[tuple[str, str], ...] = (), *,
+                 nodes: tuple[tree_sitter.Node, ...] = (), src: bytes = b"") -> None:
+        self.name = name
+        self.env = env
+        self._words = words
+        self._nodes = nodes
+        self._src = src
+        self._args: tuple[str, ...] | None = None
+        self._flags: tuple[str, ...] | None = None
+
+    @property
+    def words(self) -> tuple[Word, ...]:
+        if self._words is None:
+            self._words = tuple(Word(_flatten(nd, self._src), i)
+                                for i, nd in enumerate(self._nodes))
+            self._nodes = ()
+        return self._words
+
+    def __repr__(self) -> str:
+        return f"Command(name={self.name!r}, words={self.words!r}, env={self.env!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Command) and (self.name, self.words, self.env) == (
+            other.name, other.words, other.env)
+
+    def __hash__(self) -> int:
+        return hash((self.name, self.words, self.env))
 
     @property
     def args(self) -> tuple[str, ...]:
-        return tuple(w.text for w in self.words)
+        if self._args is None:
+            self._args = tuple(w.text for w in self.words)
+        return self._args
 
     @property
     def flags(self) -> tuple[str, ...]:
         """Flag names in order (see the module docstring for the splitting convention)."""
-        out: list[str] = []
-        for w in self.words:
-            out.extend(_flag_names(w.text))
-        return tuple(out)
+        if self._flags is None:
+            out: list[str] = []
+            for a in self.args:
+                if a[:1] == "-":
+                    out.extend(_flag_names(a))
+            self._flags = tuple(out)
+        return self._flags
 
     def has_flag(self, *names: str) -> bool:
         fl = self.flags
@@ -147,7 +180,7 @@ def _flatten(node: tree_sitter.Node, src: bytes) -> str:
 
 
 def _text(node: tree_sitter.Node, src: bytes) -> str:
-    return src[node.start_byte:node.end_byte].decode("utf-8", "replace")
+    return (node.text or b"").decode("utf-8", "surrogateescape")
 
 
 def _unescape(text: str, *, in_double_quotes: bool) -> str:
@@ -174,7 +207,7 @@ def _unescape(text: str, *, in_double_quotes: bool) -> str:
 def _command(node: tree_sitter.Node, src: bytes) -> Command | None:
     t = node.type
     name = ""
-    words: list[Word] = []
+    words: list[tree_sitter.Node] = []
     env: list[tuple[str, str]] = []
     for c in node.children:
         ct = c.type
@@ -195,8 +228,8 @@ def _command(node: tree_sitter.Node, src: bytes) -> Command | None:
         elif ct == "command_name":
             name = _flatten(c, src)
             continue
-        words.append(Word(_flatten(c, src), len(words)))
-    return Command(name, tuple(words), tuple(env)) if name else None
+        words.append(c)
+    return Command(name, None, tuple(env), nodes=tuple(words), src=src) if name else None
 
 
 # One query finds every simple command, pipeline and variable use in C; the Python side only

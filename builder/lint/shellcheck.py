@@ -4,9 +4,10 @@ Dockerfile lines (the one place the linter starts a process).
 Like hadolint: the script gets a `#!` line for the stage's SHELL (default /bin/sh; PowerShell
 and cmd stages are skipped) and `export NAME=1` for every ARG/ENV name defined so far (so
 SC2154 does not fire for build variables); SC2187 (ash) and SC1090 (source paths) are
-excluded. A finding in a here-document body is reported on its own Dockerfile line; a
-finding in a regular RUN on the instruction's first line (continuations are joined before
-the shell sees the script, so that is the line hadolint reports too).
+excluded. A finding in a here-document body is reported on its own Dockerfile line. In a
+regular RUN the shell sees the continuation lines joined into one; the finding's column is
+mapped back through the joined pieces to the physical line it came from (hadolint reports
+the instruction's first line instead).
 """
 
 from __future__ import annotations
@@ -78,9 +79,45 @@ def run(ctx: Context) -> Iterator[Finding]:
             line = int(c.get("line", 1)) - skip  # type: ignore[call-overload]
             if line < 1:
                 continue
-            at = ins.span.line + line if heredoc else ins.span.line
+            col = int(c.get("column", 1))  # type: ignore[call-overload]
+            width = max(int(c.get("endColumn", col + 1)) - col, 1)  # type: ignore[call-overload]
+            if heredoc:
+                at = ins.span.line + line
+            else:
+                at, col = _physical_line(ctx, ins, line, col)
             code = f"SC{c.get('code')}"
             sev = ctx.config.override.get(code, _LEVEL.get(str(c.get("level")), Severity.INFO))
-            span = Span(ins.span.file, at, 1, at, 1 + len(ctx.line_text(at)))
+            span = Span(ins.span.file, at, col, at, col + width)
             yield Finding(code, sev, str(c.get("message", "")), span, ctx.line_text(at),
                           f"https://www.shellcheck.net/wiki/{code}")
+
+
+def _physical_line(ctx: Context, ins: n.Run, line: int, column: int) -> tuple[int, int]:
+    """The Dockerfile (line, column) a (line, column) of a joined RUN script comes from.
+
+    BuildKit joins continuation lines by dropping the escape character (and blanks after it)
+    at each line end, and skips comment and empty lines inside the instruction; the script
+    is the joined text after `RUN` and its flags. Falls back to the first line."""
+    if line != 1:
+        return ins.span.line, 1
+    escape = ctx.df.escape
+    pieces: list[tuple[int, str]] = []
+    for number in range(ins.span.line, ins.span.end_line + 1):
+        text = ctx.line_text(number)
+        if number > ins.span.line and (not text.strip() or text.lstrip().startswith("#")):
+            continue
+        stripped = text.rstrip(" \t")
+        if stripped.endswith(escape) and number < ins.span.end_line:
+            text = stripped[:-1]
+        pieces.append((number, text))
+    joined = "".join(t for _, t in pieces)
+    script = ins.command.script
+    start = joined.rfind(script) if script else -1
+    if start < 0:
+        return ins.span.line, 1
+    offset = start + column - 1
+    for number, text in pieces:
+        if offset < len(text):
+            return number, offset + 1
+        offset -= len(text)
+    return ins.span.end_line, 1

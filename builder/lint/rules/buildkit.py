@@ -474,3 +474,43 @@ def expose_invalid_format(ctx: Context) -> Iterator[Finding]:
             if ":" in p.split("/", 1)[0] and not p.startswith("$"):
                 yield ctx.finding("ExposeInvalidFormat", it, "EXPOSE instruction should not "
                                   f"define an IP address or host-port mapping, found '{p}'")
+
+
+@rule("CopyIgnoredFile", W, "Attempting to Copy file that is excluded by .dockerignore",
+      source=BK, default_enabled=False,
+      why="A source excluded by .dockerignore is not in the build context: the COPY fails, "
+          "or copies less than it says. (Experimental in BuildKit too: enable with "
+          "`# check=experimental=CopyIgnoredFile` or `--enable CopyIgnoredFile`.)",
+      fix="Stop ignoring the file, or stop copying it.",
+      bad="# .dockerignore: *.md\nCOPY README.md /docs/", good="COPY src/ /app/src/")
+def copy_ignored_file(ctx: Context) -> Iterator[Finding]:
+    patterns = ctx.config.dockerignore
+    if not patterns:
+        return
+    from builder.frontend.dockerignore import BadPattern, PatternMatcher
+
+    try:
+        matcher = PatternMatcher(list(patterns))
+    except BadPattern:
+        return
+    for it in ctx.items:
+        ins = it.instr
+        if not isinstance(ins, n.Copy | n.Add) or ins.flag("from") is not None or ins.heredocs:
+            continue
+        for src in ins.sources:
+            path = unquote(src)
+            if "$" in path or path.startswith(("http://", "https://", "git@")):
+                continue
+            clean = path.lstrip("/")
+            while clean.startswith("./"):
+                clean = clean[2:]
+            if not clean or clean == ".":
+                continue
+            try:
+                hit = matcher.matches_or_parent_matches(clean)
+            except BadPattern:
+                return
+            if hit:
+                verb = "Copy" if isinstance(ins, n.Copy) else "Add"
+                yield ctx.finding("CopyIgnoredFile", it, f"Attempting to {verb} file "
+                                  f'"{path}" that is excluded by .dockerignore')

@@ -182,8 +182,22 @@ def test_shellcheck_maps_lines(tmp_path: Path) -> None:
     p.write_text("FROM debian:12\nARG X\nRUN echo $X $Y \\\n  && true\n"
                  "RUN <<EOF\nset -e\necho $X\necho $Y\nEOF\n")
     r = run_pybuild("lint", "--shellcheck", "-f", "json", "--no-fail", str(p), cwd=tmp_path)
-    sc = sorted((d["code"], d["line"]) for d in json.loads(r.stdout) if d["code"][:2] == "SC")
-    assert sc == [("SC2086", 3), ("SC2086", 8)], r.stdout  # line 8: `echo $Y`
+    sc = sorted((d["code"], d["line"], d["column"]) for d in json.loads(r.stdout)
+                if d["code"][:2] == "SC")
+    # `$Y` on line 3 column 13; in the heredoc body `echo $Y` is line 8 column 6.
+    assert sc == [("SC2086", 3, 13), ("SC2086", 8, 6)], r.stdout
+
+
+def test_shellcheck_maps_continuation_lines(tmp_path: Path) -> None:
+    if shutil.which("shellcheck") is None:
+        pytest.skip("shellcheck is not installed (Debian package shellcheck)")
+    p = tmp_path / "Dockerfile"
+    p.write_text("FROM debian:12\nRUN --mount=type=cache,target=/x echo a \\\n  # note\n"
+                 "  && echo $Y \\\n  && true\n")
+    r = run_pybuild("lint", "--shellcheck", "-f", "json", "--no-fail", str(p), cwd=tmp_path)
+    sc = [(d["code"], d["line"], d["column"]) for d in json.loads(r.stdout)
+          if d["code"][:2] == "SC"]
+    assert sc == [("SC2086", 4, 11)], r.stdout
 
 
 def test_many_files_in_parallel_match_serial(tmp_path: Path) -> None:
@@ -202,3 +216,19 @@ def test_missing_file_is_a_usage_error(tmp_path: Path) -> None:
     r = run_pybuild("lint", cwd=tmp_path)  # no ./Dockerfile here
     assert r.returncode == 2
     assert "cannot read Dockerfile" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_copy_ignored_file_reads_the_dockerignore_beside_the_dockerfile(tmp_path: Path) -> None:
+    (tmp_path / ".dockerignore").write_text("*.md\n!KEEP.md\n")
+    p = tmp_path / "Dockerfile"
+    p.write_text("FROM alpine:3.20\nCOPY README.md KEEP.md src/ /d/\n")
+    off = run_pybuild("lint", "-f", "json", "--no-fail", str(p), cwd=tmp_path)
+    assert "CopyIgnoredFile" not in off.stdout  # experimental: off by default, as BuildKit
+    on = run_pybuild("lint", "-f", "json", "--no-fail", "--enable", "CopyIgnoredFile", str(p),
+                     cwd=tmp_path)
+    got = [(d["line"], d["message"]) for d in json.loads(on.stdout)
+           if d["code"] == "CopyIgnoredFile"]
+    assert got == [(2, 'Attempting to Copy file "README.md" that is excluded by .dockerignore')]
+    p.write_text("# check=experimental=all\n" + p.read_text())
+    again = run_pybuild("lint", "-f", "json", "--no-fail", str(p), cwd=tmp_path)
+    assert "CopyIgnoredFile" in again.stdout
