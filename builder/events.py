@@ -28,6 +28,53 @@ class Message(Event):
     text: str
 
 
+@dataclass(frozen=True, slots=True)
+class StepStarted(Event):
+    """A build vertex started. `vertex` numbers vertices in the order they start (BuildKit's
+    `#N`); `name` is its display name, e.g. `[build 2/5] RUN make`."""
+
+    vertex: int
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class StepCached(Event):
+    """A vertex was satisfied from the cache (nothing ran)."""
+
+    vertex: int
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class StepLog(Event):
+    """One line of a running step's output (stdout or stderr), without the newline."""
+
+    vertex: int
+    line: str
+    elapsed: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class StepFinished(Event):
+    """A vertex finished (`error` set when it failed); `duration` in seconds."""
+
+    vertex: int
+    name: str
+    duration: float
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BuildFinished(Event):
+    """The whole build finished: the image's manifest and config digests (sha256:…)."""
+
+    manifest_digest: str
+    config_digest: str
+    duration: float
+    cached: int = 0
+    total: int = 0
+
+
 Sink = Callable[[Event], None]
 
 

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import os
 import sys
+import traceback
 
 import typer
 
 from builder import __version__
-from builder.cli import build_cmd, graph_cmd, image_cmds, lint_cmd, parse_cmd, sandbox_cmds
+from builder.cli import (
+    build_cmd,
+    graph_cmd,
+    image_cmds,
+    lint_cmd,
+    parse_cmd,
+    run_cmd,
+    sandbox_cmds,
+)
 from builder.cli.render import print_error
 from builder.errors import PybuildError
 
@@ -18,6 +28,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Help texts are plain text: `[...]` in them (e.g. `os/arch[/variant]`) is not markup.
+    rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
@@ -30,14 +42,20 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
+    ctx: typer.Context,
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
     ),
+    root: str = typer.Option(
+        None, "--root", envvar="PYBUILD_ROOT", metavar="DIR",
+        help="Store directory (default: /var/lib/pybuild as root, else $XDG_DATA_HOME/pybuild).",
+    ),
 ) -> None:
     """pybuild: build, export, run and lint container images from Dockerfiles."""
+    ctx.obj = {"root": root}  # read by builder.cli.image_cmds.open_store
 
 
-for _module in (parse_cmd, graph_cmd, image_cmds, sandbox_cmds, build_cmd, lint_cmd):
+for _module in (parse_cmd, graph_cmd, image_cmds, sandbox_cmds, build_cmd, run_cmd, lint_cmd):
     _module.register(app)
 
 _COMMAND = typer.main.get_command(app)
@@ -48,14 +66,19 @@ def _with_default_command(argv: list[str]) -> list[str]:
     if not argv or argv[0] in ("-h", "--help", "--version"):
         return argv
     commands = getattr(_COMMAND, "commands", {})
-    if argv[0] in commands or "build" not in commands:
+    # Skip the global options (`--root DIR` / `--root=DIR`) to find the first word.
+    i = 0
+    while i < len(argv) and (argv[i] == "--root" or argv[i].startswith("--root=")):
+        i += 2 if argv[i] == "--root" else 1
+    if i >= len(argv) or argv[i] in commands or "build" not in commands:
         return argv
-    return ["build", *argv]
+    return [*argv[:i], "build", *argv[i:]]
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; returns (and exits with) the process exit code. Never shows a traceback
-    for a PybuildError or a usage mistake."""
+    """Run the CLI; returns (and exits with) the process exit code. Never shows a traceback:
+    PybuildErrors and usage mistakes are rendered; anything else is reported as an internal
+    error (exit 70) with the traceback only under PYBUILD_DEBUG=1."""
     args = _with_default_command(list(sys.argv[1:] if argv is None else argv))
     try:
         result = _COMMAND.main(args=args, prog_name="pybuild", standalone_mode=False)
@@ -76,6 +99,13 @@ def main(argv: list[str] | None = None) -> int:
         code = 130
     except BrokenPipeError:
         code = 0
+    except Exception as ex:  # a bug in pybuild: say so plainly, keep the traceback on request
+        if os.environ.get("PYBUILD_DEBUG"):
+            traceback.print_exc()
+        print(f"pybuild: internal error: {type(ex).__name__}: {ex}\n"
+              "This is a bug in pybuild. Re-run with PYBUILD_DEBUG=1 to see the traceback, "
+              "and report it.", file=sys.stderr)
+        code = 70  # EX_SOFTWARE
     if argv is None:
         sys.exit(code)
     return code

@@ -19,6 +19,7 @@ LAYERS: dict[str, int] = {
     "builder.events": 0,
     "builder.syntax.nodes": 1,
     "builder.graph": 1,
+    "builder.patternmatcher": 1,
     "builder.oci.model": 1,
     "builder.oci.reference": 1,
     "builder.oci.media": 1,

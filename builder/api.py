@@ -1,0 +1,283 @@
+"""The library entry point of a build: Dockerfile → parse → plan → solve → commit → export.
+
+`build(options, sink)` never prints: it reports progress as events to `sink` and returns a
+BuildResult (or raises a PybuildError: DockerfileError 3, BuildFailed/StepFailed 1 with the
+failing instruction's span, ImageError, EnvironmentProblem 4). Nothing is tagged or exported
+unless the whole build succeeded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from builder import events
+from builder.digest import Fingerprint
+from builder.errors import Diagnostic, DockerfileError, ImageError, Severity, UsageError
+from builder.executor import ResolvedImage, SolveOptions, StepFailed, commit_stage, solve
+from builder.executor.scheduler import SolveStats
+from builder.export import OutputSpec
+from builder.export import write as write_output
+from builder.frontend import PlanOptions, plan
+from builder.frontend.dockerignore import BadPattern, load_ignore
+from builder.graph import BaseImageInfo, BuildPlan, ContextSource, ImageSource, StepId
+from builder.graph import ImageConfig as PlanImageConfig
+from builder.graph import Platform as PlanPlatform
+from builder.oci import layout
+from builder.oci.image import get_image, record_layers, rfc3339
+from builder.oci.model import Compression, Platform
+from builder.oci.reference import Transport, parse
+from builder.store import CacheRecord, Store, atomic_write
+from builder.syntax import parse as parse_dockerfile
+from builder.syntax.nodes import Dockerfile
+
+
+@dataclass(slots=True)
+class BuildOptions:
+    """Everything `pybuild build` takes (docker build / buildx flags)."""
+
+    context: Path
+    # a path, "-" (then the text is `dockerfile_text`), or None for CONTEXT/Dockerfile
+    dockerfile: str | None = None
+    dockerfile_text: str | None = None
+    tags: tuple[str, ...] = ()
+    build_args: tuple[tuple[str, str | None], ...] = ()
+    target: str | None = None
+    no_cache: bool = False
+    pull: str = "missing"                  # missing | always | never
+    labels: tuple[tuple[str, str], ...] = ()
+    network: str = "default"               # default (= host) | host | none
+    outputs: tuple[OutputSpec, ...] = ()
+    compression: Compression = Compression.GZIP
+    jobs: int = field(default_factory=lambda: os.cpu_count() or 1)
+    source_date_epoch: int | None = None
+    iidfile: str | None = None
+    metadata_file: str | None = None
+    environ: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class BuildResult:
+    """What a build made: the stored image (manifest and config digests), its tags, the
+    outputs written (type, dest, manifest digest) and the solve statistics."""
+
+    manifest_digest: str
+    config_digest: str
+    names: tuple[str, ...]
+    outputs: tuple[tuple[str, str, str | None], ...]
+    stats: SolveStats
+    duration: float
+    warnings: tuple[Diagnostic, ...] = ()
+
+
+def _read_dockerfile(opts: BuildOptions) -> tuple[str, str]:
+    """(display path, text) of the Dockerfile."""
+    if opts.dockerfile == "-":
+        return "-", opts.dockerfile_text or ""
+    path = Path(opts.dockerfile) if opts.dockerfile else opts.context / "Dockerfile"
+    try:
+        return str(opts.dockerfile or "Dockerfile"), path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UsageError(f"cannot read the Dockerfile {path}: no such file",
+                         hint="pass -f FILE, or run from the directory that has one") from None
+    except OSError as e:
+        raise UsageError(f"cannot read the Dockerfile {path}: {e.strerror}") from None
+
+
+class ImageResolver:
+    """Finds base images for FROM / COPY --from=<image>: a name in the store, or a file
+    reference (oci-layout://, oci:, oci-archive:, docker-archive:) loaded into the store.
+    Memoised per reference for the whole build (a tag resolves once)."""
+
+    def __init__(self, store: Store, pull: str) -> None:
+        self.store = store
+        self.pull = pull
+        self._cache: dict[str, ResolvedImage] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, ref_text: str, platform: PlanPlatform | None = None) -> ResolvedImage:
+        with self._lock:
+            hit = self._cache.get(ref_text)
+            if hit is None:
+                hit = self._resolve(ref_text, platform)
+                self._cache[ref_text] = hit
+            return hit
+
+    def _resolve(self, ref_text: str, platform: PlanPlatform | None) -> ResolvedImage:
+        try:
+            ref = parse(ref_text)
+        except ValueError as e:
+            raise ImageError(f"invalid base image reference {ref_text!r}: {e}") from None
+        if ref.transport is not Transport.NAME:
+            loaded = layout.load(self.store, ref)
+            if not loaded:
+                raise ImageError(f"{ref_text}: no image found")
+            digest = loaded[0].manifest.digest
+        else:
+            digest = ref.digest if ref.digest is not None and self.store.has_blob(ref.digest) \
+                else self.store.get_image(ref.name)
+            if digest is None or self.pull == "always":
+                hint = ("load it first: `pybuild load FILE`, `pybuild import ROOTFS NAME`, or "
+                        "name a file: FROM oci-layout://DIR:TAG / oci-archive:FILE / "
+                        "docker-archive:FILE")
+                if digest is None:
+                    raise ImageError(f"base image {ref.familiar} is not in the store "
+                                     "(pulling from registries is not supported yet)",
+                                     hint=hint)
+        plat = None
+        if platform is not None:
+            plat = Platform(platform.os, platform.architecture, platform.variant)
+        img = get_image(self.store, digest, plat)
+        record_layers(self.store, img.manifest_digest)
+        return ResolvedImage(ref_text, img)
+
+    def info(self, ref_text: str, platform: PlanPlatform | None) -> BaseImageInfo:
+        """The planner's view of a base image (its config, platform and digest)."""
+        r = self(ref_text, platform)
+        cfg = r.image.config
+        return BaseImageInfo(ref=ref_text,
+                             config=PlanImageConfig.from_oci(cfg.config.to_json()),
+                             platform=PlanPlatform(cfg.os or "linux",
+                                                   cfg.architecture or "amd64", cfg.variant),
+                             digest=str(r.manifest_digest))
+
+
+def _one_line(text: str) -> str:
+    text = re.sub(r"\\\s*\n\s*", "", text)
+    return " ".join(text.split())
+
+
+def step_names(df: Dockerfile, bp: BuildPlan) -> dict[StepId, str]:
+    """Display names as BuildKit prints them: `[stage 2/5] RUN make`,
+    `[internal] load build context`."""
+    originals = {(i.span.line, i.span.column): i.original for i in df.instructions}
+    names: dict[StepId, str] = {}
+    for stage in bp.live_stages():
+        label = stage.name or f"stage-{stage.index}"
+        total = len(stage.steps) + 1
+        if stage.base_stage is None and stage.base_root is not None:
+            names.setdefault(stage.base_root, f"[{label} 1/{total}] FROM {stage.base}")
+        for n, sid in enumerate(stage.steps, start=2):
+            span = bp.spans.get(sid)
+            text = originals.get((span.line, span.column), "") if span else ""
+            names.setdefault(sid, f"[{label} {n}/{total}] {_one_line(text)}")
+    for sid, step in bp.steps.items():
+        if isinstance(step, ContextSource):
+            names.setdefault(sid, "[internal] load build context")
+        elif isinstance(step, ImageSource) and not step.is_scratch:
+            names.setdefault(sid, f"[internal] load metadata for {step.ref}")
+    return names
+
+
+def _line_text(text: str, line: int) -> str:
+    lines = text.splitlines()
+    return lines[line - 1] if 1 <= line <= len(lines) else ""
+
+
+def _created(store: Store, bp: BuildPlan, root_key: str, opts: BuildOptions) -> str:
+    """The image's `created` time: SOURCE_DATE_EPOCH when given; else the time this exact
+    image (same filesystem key, config, history and labels) was first built, so a fully
+    cached rebuild gives the same image ID, as BuildKit does."""
+    if opts.source_date_epoch is not None:
+        return rfc3339(opts.source_date_epoch)
+    stage = bp.target_stage
+    key = Fingerprint.of_parts("pybuild.image-created/v1", root_key, repr(stage.config),
+                               repr([(h.created_by, h.empty_layer) for h in stage.history]),
+                               repr(sorted(opts.labels)), stage.author).hex
+    rec = store.get_cache(key)
+    if rec is not None and rec.config.get("created"):
+        return str(rec.config["created"])
+    created = rfc3339(time.time())
+    store.put_cache(CacheRecord(key, None, {"created": created}))
+    return created
+
+
+def build(store: Store, opts: BuildOptions, sink: events.Sink = events.discard) -> BuildResult:
+    """Run one build (see the module docstring)."""
+    t0 = time.monotonic()
+    if not opts.context.is_dir():
+        raise UsageError(f"build context {opts.context} is not a directory")
+    path, text = _read_dockerfile(opts)
+    df = parse_dockerfile(text, path)
+    try:
+        _, excludes = load_ignore(opts.context, None if opts.dockerfile in (None, "-")
+                                  else opts.dockerfile)
+    except BadPattern as e:
+        raise UsageError(f".dockerignore: {e}") from None
+    resolver = ImageResolver(store, opts.pull)
+    host = Platform.host()
+    build_platform = PlanPlatform(host.os, host.architecture, host.variant)
+    bp = plan(df, PlanOptions(build_args=opts.build_args, environ=dict(opts.environ),
+                              target=opts.target, build_platform=build_platform,
+                              resolver=resolver.info, dockerignore=tuple(excludes),
+                              parse=parse_dockerfile))
+    for w in bp.warnings:
+        if isinstance(w, Diagnostic) and w.severity in (Severity.ERROR, Severity.WARNING):
+            sink(events.Warning(w))
+    stage = bp.target_stage
+    names = step_names(df, bp)
+    names_out: list[str] = []
+    for t in opts.tags:
+        try:
+            ref = parse(t)
+        except ValueError as e:
+            raise UsageError(f"invalid tag {t!r}: {e}") from None
+        if ref.transport is not Transport.NAME:
+            raise UsageError(f"invalid tag {t!r}: not an image name")
+        names_out.append(ref.name)
+    sde = opts.source_date_epoch
+    options = SolveOptions(context_dir=opts.context, resolve_image=resolver,
+                           no_cache=opts.no_cache,
+                           network="host" if opts.network == "default" else opts.network,
+                           source_date_epoch=sde, sink=sink)
+    with store.in_use():
+        try:
+            solution = solve(store, bp, [stage.root], options, jobs=opts.jobs, names=names)
+        except StepFailed as err:
+            span = bp.spans.get(err.step)
+            msg = err.message
+            if span is not None:
+                msg = f"{names.get(err.step, 'step')}: {err.message}"
+            err.diagnostics = (Diagnostic("BUILD-STEP", Severity.ERROR, msg, span, err.hint,
+                                          None, _line_text(text, span.line) if span else None),)
+            raise
+        except DockerfileError:
+            raise
+        created = _created(store, bp, solution.results[stage.root].key, opts)
+        desc = commit_stage(store, bp, stage, solution.results, source_date_epoch=sde,
+                            extra_labels=dict(opts.labels), created=created)
+        img = get_image(store, desc.digest)
+        outputs: list[tuple[str, str, str | None]] = []
+        for spec in opts.outputs:
+            sink(events.Message(f"exporting to {spec.type} {spec.dest}"))
+            written = write_output(store, desc.digest, spec, names=tuple(names_out),
+                                   compression=opts.compression)
+            outputs.append((spec.type, spec.dest, str(written.digest) if written else None))
+        for name in names_out:
+            store.set_image(name, desc.digest)
+    manifest_digest = str(desc.digest)
+    exported = next((d for t, _, d in outputs if d and t == "oci"), None)
+    result = BuildResult(manifest_digest=manifest_digest, config_digest=str(img.id),
+                         names=tuple(names_out), outputs=tuple(outputs),
+                         stats=solution.stats, duration=time.monotonic() - t0,
+                         warnings=tuple(w for w in bp.warnings if isinstance(w, Diagnostic)))
+    if opts.iidfile:
+        atomic_write(Path(opts.iidfile), result.config_digest.encode())
+    if opts.metadata_file:
+        meta = {"containerimage.digest": exported or manifest_digest,
+                "containerimage.config.digest": result.config_digest,
+                "containerimage.descriptor": {"mediaType": desc.media_type,
+                                              "digest": exported or manifest_digest,
+                                              "size": desc.size},
+                "image.name": ",".join(names_out)}
+        atomic_write(Path(opts.metadata_file),
+                     (json.dumps(meta, indent=2, sort_keys=True) + "\n").encode())
+    sink(events.BuildFinished(manifest_digest, result.config_digest, result.duration,
+                              solution.stats.cached, solution.stats.total))
+    return result

@@ -1,0 +1,184 @@
+"""The build context on disk: which entries a COPY/ADD selects (after .dockerignore), and
+their content fingerprints for the cache (xxh3, memoised by stat stamp in the store).
+
+Selection rules (BuildKit/fsutil): `.dockerignore` patterns are matched with
+moby/patternmatcher against slash-separated paths relative to the context root; an excluded
+directory is skipped whole unless a later `!` pattern could re-include something inside it;
+the ignore file and the Dockerfile themselves are ordinary entries. An include is a cleaned
+path relative to the root that may hold wildcards (Go filepath.Match per component); it
+selects the matched entries and, for directories, everything below them.
+
+Fingerprints cover path, type, permission bits, uid, gid, symlink target and content — never
+timestamps or inode numbers (DESIGN.md §3). A file is re-read only when its
+(size, mtime_ns, ino, ctime_ns) stamp changed since it was last hashed.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import xxhash
+
+from builder.executor.cachekey import EntryPrint
+from builder.patternmatcher import MatchInfo, PatternMatcher, go_filepath_match
+from builder.store import StatMemo
+
+_META = set("*?[\\")
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One selected entry: `path` relative to the context root, `host` its path on disk."""
+
+    path: str
+    host: str
+    st: os.stat_result
+
+
+def has_magic(path: str) -> bool:
+    return any(c in _META for c in path)
+
+
+def hash_file(host: str) -> str:
+    """xxh3-128 hex of a file's bytes."""
+    h = xxhash.xxh3_128()
+    with open(host, "rb") as f:
+        while block := f.read(_CHUNK):
+            h.update(block)
+    return h.hexdigest()
+
+
+class BuildContext:
+    """A directory read as a build context. `excludes` are .dockerignore patterns (empty =
+    everything). Thread-safe for reading; the memo is used from one thread at a time."""
+
+    def __init__(self, root: str | os.PathLike[str], excludes: Sequence[str] = ()) -> None:
+        self.root = Path(root)
+        self.matcher = PatternMatcher(list(excludes)) if excludes else None
+
+    # --- selection -------------------------------------------------------------------------
+    def _excluded(self, rel: str, parent: MatchInfo | None) -> tuple[bool, MatchInfo | None]:
+        if self.matcher is None:
+            return False, None
+        return self.matcher.matches_using_parent_results(rel, parent)
+
+    def walk(self, rel: str = "", info: MatchInfo | None = None) -> Iterator[Entry]:
+        """Every non-excluded entry below `rel` ("" = the root), sorted, parents first."""
+        base = self.root / rel if rel else self.root
+        try:
+            with os.scandir(base) as it:
+                names = sorted(e.name for e in it)
+        except (NotADirectoryError, FileNotFoundError):
+            return
+        for name in names:
+            crel = f"{rel}/{name}" if rel else name
+            host = os.path.join(base, name)
+            st = os.lstat(host)
+            excluded, child_info = self._excluded(crel, info)
+            is_dir = stat.S_ISDIR(st.st_mode)
+            if excluded:
+                if is_dir and self.matcher is not None and self.matcher.exclusions:
+                    yield from self.walk(crel, child_info)
+                continue
+            yield Entry(crel, host, st)
+            if is_dir:
+                yield from self.walk(crel, child_info)
+
+    def is_excluded(self, rel: str) -> bool:
+        return self.matcher is not None and self.matcher.matches_or_parent_matches(rel)
+
+    def entry(self, rel: str) -> Entry | None:
+        """The entry at `rel` (not following a final symlink) if present and not excluded."""
+        if not rel:
+            return Entry("", str(self.root), os.lstat(self.root))
+        if self.is_excluded(rel):
+            return None
+        host = str(self.root / rel)
+        try:
+            return Entry(rel, host, os.lstat(host))
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+
+    def expand(self, pattern: str) -> list[Entry]:
+        """The entries one COPY source names: the literal path, or every path at that depth
+        matching the wildcard pattern (sorted). Excluded entries never match."""
+        pattern = pattern.strip("/")
+        if pattern in ("", "."):
+            return [Entry("", str(self.root), os.lstat(self.root))]
+        if not has_magic(pattern):
+            e = self.entry(pattern)
+            return [e] if e is not None else []
+        parts = pattern.split("/")
+        fixed: list[str] = []
+        for p in parts:
+            if has_magic(p):
+                break
+            fixed.append(p)
+        out: list[Entry] = []
+        depth = len(parts)
+
+        def visit(rel: str, level: int) -> None:
+            base = self.root / rel if rel else self.root
+            try:
+                names = sorted(os.listdir(base))
+            except (NotADirectoryError, FileNotFoundError):
+                return
+            for name in names:
+                crel = f"{rel}/{name}" if rel else name
+                if not go_filepath_match("/".join(parts[:level + 1]), crel):
+                    continue
+                if level + 1 == depth:
+                    e = self.entry(crel)
+                    if e is not None:
+                        out.append(e)
+                elif os.path.isdir(self.root / crel):
+                    visit(crel, level + 1)
+
+        start = "/".join(fixed)
+        if start and not os.path.isdir(self.root / start):
+            return []
+        visit(start, len(fixed))
+        return out
+
+    def select(self, includes: Sequence[str]) -> list[Entry]:
+        """Entries the includes select (all of the context when `includes` is empty), each
+        directory followed by everything below it; sorted by path, without duplicates."""
+        if not includes:
+            return list(self.walk())
+        seen: dict[str, Entry] = {}
+        for inc in includes:
+            for e in self.expand(inc):
+                seen[e.path] = e
+                if stat.S_ISDIR(e.st.st_mode):
+                    for sub in self.walk(e.path):
+                        seen[sub.path] = sub
+        return [seen[k] for k in sorted(seen)]
+
+    # --- fingerprints ----------------------------------------------------------------------
+    def fingerprint(self, includes: Sequence[str], memo: StatMemo | None = None
+                    ) -> list[EntryPrint]:
+        """EntryPrints of the selection (content hashed through `memo` when given)."""
+        out: list[EntryPrint] = []
+        for e in self.select(includes):
+            st = e.st
+            mode = stat.S_IMODE(st.st_mode)
+            if stat.S_ISREG(st.st_mode):
+                fp = memo.get(e.host, st) if memo is not None else None
+                if fp is None:
+                    fp = hash_file(e.host)
+                    if memo is not None:
+                        memo.put(e.host, st, fp)
+                out.append(EntryPrint(e.path, "f", mode, st.st_uid, st.st_gid, "", fp))
+            elif stat.S_ISDIR(st.st_mode):
+                out.append(EntryPrint(e.path, "d", mode, st.st_uid, st.st_gid))
+            elif stat.S_ISLNK(st.st_mode):
+                out.append(EntryPrint(e.path, "l", mode, st.st_uid, st.st_gid,
+                                      os.readlink(e.host)))
+            else:
+                out.append(EntryPrint(e.path, "o", st.st_mode, st.st_uid, st.st_gid))
+        return out

@@ -1,0 +1,451 @@
+"""The worker: realises each Step kind (FROM, context, RUN, COPY/ADD, WORKDIR) and keeps the
+cache records of the results.
+
+Cache contract (DESIGN.md §3): `key()` is cheap and pure apart from reading the context
+(fingerprints, memoised) and resolving base images; `lookup()` reads one small JSON record and
+nothing else — no rootfs, no sandbox, no layer I/O. Only a miss (`realise()`) materialises
+layer directories, and those stay in the store, so only the first miss of a chain pays for
+them. A RUN's overlay upperdir becomes its layer directory as is; a COPY/WORKDIR staging tree
+likewise.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import hashlib
+import os
+import shutil
+import stat
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from builder import events
+from builder.context import BuildContext
+from builder.digest import Digest
+from builder.errors import BuildFailed, PybuildError
+from builder.executor import cachekey
+from builder.executor.copy import CopyOptions, Stager, archive_kind, parse_chmod, resolve_chown
+from builder.executor.rootfs import (
+    LayerView,
+    adopt_layer_dir,
+    empty_dir,
+    flat_dir,
+    layer_dir,
+)
+from builder.graph import (
+    ContextSource,
+    Copy,
+    Exec,
+    GitSource,
+    HttpSource,
+    ImageSource,
+    Mkdir,
+    Platform,
+    Step,
+    StepId,
+)
+from builder.oci.image import StoredImage
+from builder.oci.layers import changes_from_tree, commit_layer
+from builder.patternmatcher import PatternMatcher
+from builder.sandbox import Mount as SandboxMount
+from builder.sandbox import SandboxSpec
+from builder.sandbox import run as sandbox_run
+from builder.snapshot import changes as snapshot_changes
+from builder.store import CacheRecord, Store
+
+TAIL_LINES = 15
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedImage:
+    """A base image found (or loaded) in the store for an `ImageSource` reference."""
+
+    ref: str
+    image: StoredImage
+
+    @property
+    def manifest_digest(self) -> Digest:
+        return self.image.manifest_digest
+
+
+ImageResolver = Callable[[str, "Platform | None"], ResolvedImage]
+
+
+@dataclass(frozen=True, slots=True)
+class StepResult:
+    """A realised (or cached) filesystem state: its cache key and its layer stack.
+
+    `layers` are diff_ids, base first; `base` the external image at the bottom of the stack
+    (None for scratch); `diff` the layer this very step added (None: none); `context` is set
+    for ContextSource results."""
+
+    key: str
+    layers: tuple[Digest, ...] = ()
+    base: ResolvedImage | None = None
+    diff: Digest | None = None
+    context: BuildContext | None = None
+    includes: tuple[str, ...] = ()
+
+
+class StepFailed(BuildFailed):
+    """A step failed: `step` names it, `status` is its process exit status (RUN), `tail` the
+    last lines of its output. The CLI exit code stays 1 (`exit_code`, BuildFailed)."""
+
+    def __init__(self, step: StepId, message: str, *, status: int | None = None,
+                 tail: Sequence[str] = (), hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.step = step
+        self.status = status
+        self.tail = tuple(tail)
+
+
+@dataclass(slots=True)
+class SolveOptions:
+    """How to realise steps: the context directory, cache use, RUN network for
+    `network=default`, SOURCE_DATE_EPOCH and the base-image resolver."""
+
+    context_dir: Path
+    resolve_image: ImageResolver
+    no_cache: bool = False
+    network: str = "host"
+    source_date_epoch: int | None = None
+    sink: events.Sink = events.discard
+    memo_lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class Worker:
+    """Realises steps against one store (see the module docstring)."""
+
+    def __init__(self, store: Store, options: SolveOptions) -> None:
+        self.store = store
+        self.opts = options
+        self._contexts: dict[tuple[str, ...], BuildContext] = {}
+        self._memo_lock = options.memo_lock
+
+    def close(self) -> None:
+        """Release resources (nothing is held between steps today)."""
+
+    # --- scheduler protocol ------------------------------------------------------------------
+    def is_source(self, step: Step) -> bool:
+        return isinstance(step, ImageSource | ContextSource | HttpSource | GitSource)
+
+    def key(self, sid: StepId, step: Step, inputs: Sequence[StepResult]) -> str:
+        if isinstance(step, ImageSource):
+            return ""  # resolved in lookup (it needs the image anyway)
+        if isinstance(step, ContextSource):
+            return ""
+        if isinstance(step, HttpSource | GitSource):
+            raise StepFailed(sid, f"ADD from {step.url}: remote sources are not supported yet",
+                             hint="download the file in a RUN step, or add it to the context")
+        return cachekey.step_key(sid, [i.key for i in inputs],
+                                 source_date_epoch=self.opts.source_date_epoch)
+
+    def lookup(self, sid: StepId, step: Step, key: str,
+               inputs: Sequence[StepResult]) -> StepResult | None:
+        if isinstance(step, ImageSource):
+            return self._image(sid, step)
+        if isinstance(step, ContextSource):
+            return self._context(sid, step)
+        if self.opts.no_cache:
+            return None
+        rec = self.store.get_cache(key)
+        if rec is None:
+            return None
+        base = _chain(inputs, step)
+        layers = base.layers + ((rec.diff_id,) if rec.diff_id else ())
+        return StepResult(key, layers, base.base, rec.diff_id)
+
+    def realise(self, sid: StepId, step: Step, key: str, inputs: Sequence[StepResult],
+                vertex: int) -> StepResult:
+        base = _chain(inputs, step)
+        if isinstance(step, Exec):
+            diff = self._exec(sid, step, base, inputs, vertex)
+        elif isinstance(step, Copy):
+            diff = self._copy(sid, step, base, inputs)
+        elif isinstance(step, Mkdir):
+            diff = self._mkdir(sid, step, base)
+        else:  # pragma: no cover - every kind is handled above
+            raise StepFailed(sid, f"unsupported step kind {step.kind}")
+        self.store.put_cache(CacheRecord(key, diff, {"kind": step.kind}))
+        layers = base.layers + ((diff,) if diff else ())
+        return StepResult(key, layers, base.base, diff)
+
+    # --- sources -----------------------------------------------------------------------------
+    def _image(self, sid: StepId, step: ImageSource) -> StepResult:
+        if step.is_scratch:
+            return StepResult(cachekey.image_key(sid, None))
+        resolved = self.opts.resolve_image(step.ref, step.platform)
+        return StepResult(cachekey.image_key(sid, str(resolved.manifest_digest)),
+                          tuple(resolved.image.config.diff_ids), resolved)
+
+    def _context(self, sid: StepId, step: ContextSource) -> StepResult:
+        ctx = self._contexts.get(step.excludes)
+        if ctx is None:
+            try:
+                ctx = BuildContext(self.opts.context_dir, step.excludes)
+            except ValueError as err:
+                raise StepFailed(sid, f".dockerignore: {err}") from None
+            self._contexts[step.excludes] = ctx
+        # SQLite connections belong to one thread: open the memo where it is used.
+        with self._memo_lock, self.store.stat_memo() as memo:
+            prints = ctx.fingerprint(step.includes, memo)
+        return StepResult(cachekey.context_key(sid, prints), context=ctx,
+                          includes=step.includes)
+
+    # --- filesystems -------------------------------------------------------------------------
+    def lowers(self, layers: Sequence[Digest]) -> list[Path]:
+        """Overlay lower directories for a stack (an empty dir for scratch)."""
+        dirs = [layer_dir(self.store, d) for d in layers]
+        return dirs or [empty_dir(self.store)]
+
+    def _commit_tree(self, tree: Path) -> Digest | None:
+        """Write a staging tree as a layer (None when it is empty) and keep it as the layer's
+        overlay lower directory."""
+        if not any(tree.iterdir()):
+            shutil.rmtree(tree, ignore_errors=True)
+            return None
+        rec = commit_layer(self.store, changes_from_tree(tree),
+                           source_date_epoch=self.opts.source_date_epoch)
+        adopt_layer_dir(self.store, rec.diff_id, tree)
+        return rec.diff_id
+
+    # --- RUN -----------------------------------------------------------------------------------
+    def _exec(self, sid: StepId, step: Exec, base: StepResult, inputs: Sequence[StepResult],
+              vertex: int) -> Digest | None:
+        lowers = self.lowers(base.layers)
+        tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
+        t0 = time.monotonic()
+        sink = self.opts.sink
+
+        def out(line: bytes) -> None:
+            text = line.decode("utf-8", "replace").rstrip("\n")
+            tail.append(text)
+            sink(events.StepLog(vertex, text, time.monotonic() - t0))
+
+        mounts = self._mounts(sid, step, inputs)
+        network = step.network if step.network != "default" else self.opts.network
+        upper = Path(self._tempdir("upper-"))
+        work = Path(self._tempdir("work-"))
+        try:
+            spec = SandboxSpec(lowers=tuple(str(d) for d in lowers), argv=step.argv,
+                               upper=str(upper), work=str(work),
+                               env=(*step.env, *step.proxy_env), cwd=step.cwd,
+                               user=step.user or "0",
+                               network="host" if network == "host" else "none",
+                               mounts=tuple(mounts))
+            try:
+                result = sandbox_run(spec, stdout=out, stderr=out)
+            except PybuildError as err:
+                raise StepFailed(sid, f"cannot run the step: {err.message}",
+                                 hint=err.hint) from None
+            if not result.ok:
+                what = result.error or f"exit code: {result.exit_code}"
+                raise StepFailed(sid, f"process {_quote_argv(step.argv)} did not complete "
+                                 f"successfully: {what}", status=result.exit_code,
+                                 tail=tuple(tail))
+            changes = snapshot_changes(str(upper), stubs=result.stubs,
+                                       lowers=[str(d) for d in lowers])
+            if not changes:
+                return None
+            rec = commit_layer(self.store, changes,
+                               source_date_epoch=self.opts.source_date_epoch)
+            _drop_unlisted(upper, {c.path for c in changes})
+            adopt_layer_dir(self.store, rec.diff_id, upper)
+            return rec.diff_id
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+            if upper.exists():
+                shutil.rmtree(upper, ignore_errors=True)
+
+    def _tempdir(self, prefix: str) -> str:
+        import tempfile
+
+        return tempfile.mkdtemp(prefix=prefix, dir=self.store.tmp_root)
+
+    def _mounts(self, sid: StepId, step: Exec,
+                inputs: Sequence[StepResult]) -> list[SandboxMount]:
+        by_id = dict(zip(step.inputs, inputs, strict=True))
+        out: list[SandboxMount] = []
+        for m in step.mounts:
+            if m.type == "tmpfs":
+                opts = (f"size={m.size}",) if m.size else ()
+                out.append(SandboxMount(target=m.target, type="tmpfs", options=opts))
+            elif m.type == "bind":
+                src = by_id[m.source] if m.source else None
+                host = self._source_root(src) if src is not None else None
+                if host is None:
+                    raise StepFailed(sid, f"RUN --mount=type=bind,target={m.target}: no source")
+                path = host / m.path.lstrip("/") if m.path else host
+                # Always read-only: the source is the user's context or a shared checkout in
+                # the store (BuildKit's `rw` discards writes; we do not support it yet).
+                out.append(SandboxMount(target=m.target, source=str(path), readonly=True))
+            elif m.type == "cache":
+                ident = m.id or m.target
+                name = "cache-" + hashlib.sha256(ident.encode()).hexdigest()[:32]
+                path = self.store.rootfs_path(name)
+                if not path.is_dir():
+                    with contextlib.suppress(OSError), self.store.new_rootfs(name) as tmp:
+                        os.chmod(tmp, m.mode if m.mode is not None else 0o755)
+                        os.chown(tmp, m.uid or 0, m.gid or 0)
+                out.append(SandboxMount(target=m.target, source=str(path)))
+            elif m.required:
+                raise StepFailed(sid, f"RUN --mount=type={m.type} is not supported yet")
+        return out
+
+    def _source_root(self, src: StepResult) -> Path | None:
+        """A whole filesystem on disk for a bind mount or COPY --from (flattened, cached)."""
+        if src.context is not None:
+            return src.context.root
+        if not src.layers:
+            return empty_dir(self.store)
+        return flat_dir(self.store, src.layers)
+
+    # --- COPY / ADD ----------------------------------------------------------------------------
+    def _copy(self, sid: StepId, step: Copy, base: StepResult,
+              inputs: Sequence[StepResult]) -> Digest | None:
+        by_id = dict(zip(step.inputs, inputs, strict=True))
+        view = LayerView(self.lowers(base.layers))
+        staging = Path(self._tempdir("copy-"))
+        try:
+            opts = CopyOptions()
+            if step.chown:
+                opts.owner = resolve_chown(step.chown, view)
+            if step.chmod:
+                try:
+                    opts.chmod = parse_chmod(step.chmod)
+                except ValueError as err:
+                    raise StepFailed(sid, str(err)) from None
+            stager = Stager(staging, view)
+            dest = step.dest
+            into_dir = dest.endswith("/")
+            if step.inline:
+                mtime = (self.opts.source_date_epoch or int(time.time())) * 1_000_000_000
+                dest_dir = stager.ensure_dir(dest) if into_dir or len(step.inline) > 1 else None
+                for f in step.inline:
+                    if dest_dir is not None:
+                        rel = f"{dest_dir}/{f.name}" if dest_dir else f.name
+                    else:
+                        parent = stager.ensure_dir(os.path.dirname(dest.rstrip("/")))
+                        name = os.path.basename(dest.rstrip("/"))
+                        rel = f"{parent}/{name}" if parent else name
+                    stager.write_file(rel, f.content.encode(), opts, mtime)
+                return self._commit_tree(staging)
+            src = by_id[step.source] if step.source else None
+            if src is None:
+                raise StepFailed(sid, "COPY without a source")
+            if src.context is not None:
+                ctx = src.context
+                if opts.owner is None:
+                    opts.owner = (0, 0)
+            else:
+                root = self._source_root(src)
+                assert root is not None
+                ctx = BuildContext(root)
+            excl = PatternMatcher(list(step.excludes)) if step.excludes else None
+            matches = []
+            for pattern in step.sources:
+                rel = pattern.strip("/")
+                if src.context is None and rel:
+                    rel = LayerView([ctx.root]).resolve(rel) if "*" not in rel else rel
+                found = ctx.expand(rel)
+                if not found:
+                    raise StepFailed(sid, f"failed to compute cache key: \"/{pattern.strip('/')}"
+                                     "\": not found",
+                                     hint="check the path exists in the build context and "
+                                     "is not excluded by .dockerignore" if src.context else
+                                     "check the path exists in the source stage or image")
+                matches += found
+            many = len(step.sources) > 1 or len(matches) > 1
+            dest_is_dir = into_dir or many or stager.dest_is_dir(dest)
+
+            def keep_for(top: str) -> Callable[[str, bool], bool]:
+                def keep(rel: str, is_dir: bool) -> bool:
+                    full = f"{top}/{rel}" if top else rel
+                    if excl is not None and excl.matches_or_parent_matches(rel):
+                        return False
+                    if ctx.matcher is not None and ctx.is_excluded(full):
+                        return is_dir and ctx.matcher.exclusions
+                    return True
+                return keep
+
+            for entry in matches:
+                st = os.stat(entry.host) if os.path.islink(entry.host) else entry.st
+                if stat.S_ISDIR(st.st_mode):
+                    target = stager.ensure_dir(dest, owner=opts.owner)
+                    stager.copy_entry(entry.host, target, opts, keep_for(entry.path), "",
+                                      follow=True)
+                    continue
+                name = os.path.basename(entry.path) or os.path.basename(entry.host)
+                if step.unpack and src.context is not None and archive_kind(entry.host):
+                    target = stager.ensure_dir(dest, owner=opts.owner)
+                    stager.extract(entry.host, target, name)
+                    continue
+                if dest_is_dir:
+                    parent = stager.ensure_dir(dest, owner=opts.owner)
+                    rel = f"{parent}/{name}" if parent else name
+                else:
+                    clean = dest.rstrip("/")
+                    parent = stager.ensure_dir(os.path.dirname(clean))
+                    base_name = os.path.basename(clean)
+                    rel = f"{parent}/{base_name}" if parent else base_name
+                stager.copy_entry(entry.host, rel, opts, follow=True)
+            return self._commit_tree(staging)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+
+    # --- WORKDIR -------------------------------------------------------------------------------
+    def _mkdir(self, sid: StepId, step: Mkdir, base: StepResult) -> Digest | None:
+        view = LayerView(self.lowers(base.layers))
+        if view.is_dir(step.path):
+            return None
+        owner = None
+        if step.user:
+            try:
+                owner = resolve_chown(step.user, view)
+            except BuildFailed:
+                owner = None
+        staging = Path(self._tempdir("mkdir-"))
+        try:
+            Stager(staging, view).ensure_dir(step.path, owner=owner)
+            return self._commit_tree(staging)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+
+
+def _chain(inputs: Sequence[StepResult], step: Step) -> StepResult:
+    """The input a filesystem step builds on (its `root`, always the first input)."""
+    if isinstance(step, Exec | Copy | Mkdir):
+        return inputs[0]
+    raise ValueError(f"{step.kind} has no root")
+
+
+def _drop_unlisted(upper: Path, keep: set[str]) -> None:
+    """Remove from an upperdir what the snapshot left out (sandbox mount-point stubs), so the
+    directory matches its layer before it becomes an overlay lower."""
+    for dirpath, dirnames, filenames in os.walk(upper, topdown=False):
+        rel_dir = os.path.relpath(dirpath, upper)
+        rel_dir = "" if rel_dir == "." else rel_dir
+        for name in [*filenames, *dirnames]:
+            rel = f"{rel_dir}/{name}" if rel_dir else name
+            if rel in keep:
+                continue
+            full = os.path.join(dirpath, name)
+            if os.path.isdir(full) and not os.path.islink(full):
+                with contextlib.suppress(OSError):
+                    os.rmdir(full)
+            else:
+                with contextlib.suppress(OSError):
+                    os.unlink(full)
+
+
+def _quote_argv(argv: Sequence[str]) -> str:
+    import json
+
+    return json.dumps(list(argv)) if len(argv) != 3 or argv[1] != "-c" else \
+        f'"{argv[0]} {argv[1]} {argv[2]}"'

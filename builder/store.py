@@ -1,0 +1,671 @@
+"""The content-addressed store: the ONLY owner of pybuild's on-disk paths (DESIGN.md §4).
+
+Layout under the root (see docs/store.md)::
+
+    blobs/sha256/<hex>         every blob (layers, configs, manifests), named by its sha256
+    layers/<diff_id hex>.json  LayerRecord: the blobs (per compression) holding one layer
+    images.json                image records: normalised name → manifest digest
+    cache/<k[:2]>/<k>.json     CacheRecord per cache key (a Fingerprint string)
+    rootfs/<key>/              unpacked root filesystems (regenerable checkouts)
+    tmp/                       temp files and dirs (same filesystem, so rename is atomic)
+    locks/                     flock(2) files: gc.lock, images.lock, layers.lock, rootfs-<key>.lock
+    statmemo.sqlite            (path, size, mtime_ns, ino, ctime_ns) → content fingerprint
+
+Contracts:
+* Every write is atomic: temp file in tmp/, fsync, rename(2), fsync of the directory. A
+  crash (even SIGKILL) leaves at most an invisible temp file that the next `prune` removes.
+* Blob reads verify the digest (`open_blob` raises ImageError at EOF on mismatch).
+* `in_use()` takes the shared GC lock for the duration of a build; `prune()` takes it
+  exclusively, so garbage collection never deletes what an in-flight build uses.
+* Two processes sharing one store never corrupt it: blobs are immutable and named by content
+  (concurrent writers of the same blob both rename identical bytes into place), and the few
+  mutable records are read-modify-written under an exclusive flock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import sqlite3
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO, Protocol
+
+from builder.digest import Digest
+from builder.errors import EnvironmentProblem, ImageError
+from builder.oci.model import (
+    INDEX_TYPES,
+    MANIFEST_TYPES,
+    Compression,
+    Descriptor,
+    Index,
+    Manifest,
+    canonical_json,
+    media_type_of,
+)
+
+
+class ReadStream(Protocol):
+    """Anything with a bytes `read`: files, tar members, decompressors, VerifiedReader."""
+
+    def read(self, n: int = -1, /) -> bytes: ...
+
+
+ENV_ROOT = "PYBUILD_ROOT"
+SYSTEM_ROOT = Path("/var/lib/pybuild")
+_CHUNK = 1 << 20
+
+
+def default_root(environ: Mapping[str, str] | None = None, euid: int | None = None) -> Path:
+    """Where the store lives when `--root` is not given: $PYBUILD_ROOT, else /var/lib/pybuild
+    as root, else $XDG_DATA_HOME/pybuild (~/.local/share/pybuild)."""
+    env = os.environ if environ is None else environ
+    if env.get(ENV_ROOT):
+        return Path(env[ENV_ROOT])
+    if (os.geteuid() if euid is None else euid) == 0:
+        return SYSTEM_ROOT
+    xdg = env.get("XDG_DATA_HOME") or os.path.join(env.get("HOME") or os.path.expanduser("~"),
+                                                   ".local", "share")
+    return Path(xdg) / "pybuild"
+
+
+def resolve_root(option: str | os.PathLike[str] | None,
+                 environ: Mapping[str, str] | None = None) -> Path:
+    """The store root for a `--root` option value (None: `default_root`)."""
+    return Path(option) if option else default_root(environ)
+
+
+def fsync_dir(path: Path) -> None:
+    """fsync a directory so a rename into it is durable."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: Path, data: bytes, tmp_dir: Path | None = None) -> None:
+    """Write `data` to `path` atomically (temp + fsync + rename + fsync dir)."""
+    tmp_dir = tmp_dir or path.parent
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=tmp_dir)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.rename(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    fsync_dir(path.parent)
+
+
+# --- records -----------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class LayerRecord:
+    """One layer, known by its diff_id, and the blobs that hold it per compression.
+
+    `variants` maps a Compression to the descriptor of a blob in the store; at least one is
+    present. `size` is the uncompressed tar size.
+    """
+
+    diff_id: Digest
+    size: int
+    variants: Mapping[Compression, Descriptor]
+
+    def best_for_reading(self) -> Descriptor:
+        """The cheapest variant to decompress: none, then zstd, then gzip."""
+        for c in (Compression.NONE, Compression.ZSTD, Compression.GZIP):
+            if c in self.variants:
+                return self.variants[c]
+        raise ImageError(f"layer {self.diff_id} has no blob")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"diff_id": str(self.diff_id), "size": self.size,
+                "variants": {c.value: d.to_json() for c, d in sorted(self.variants.items())}}
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> LayerRecord:
+        return cls(Digest.parse(d["diff_id"]), int(d["size"]),
+                   {Compression(k): Descriptor.from_json(v) for k, v in d["variants"].items()})
+
+
+@dataclass(frozen=True, slots=True)
+class CacheRecord:
+    """The result of one cached build step, keyed by its cache key (a Fingerprint string).
+
+    `diff_id` names the layer the step produced (None: a config-only step); the layer's blobs
+    are found through `Store.get_layer`. `config` is whatever image-config state the executor
+    needs to resume after a hit (JSON-able). `blobs` lists any other blobs the record keeps
+    alive against `prune`.
+    """
+
+    key: str
+    diff_id: Digest | None
+    config: Mapping[str, Any] = field(default_factory=dict)
+    created: str = ""
+    blobs: tuple[Digest, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {"key": self.key, "diff_id": str(self.diff_id) if self.diff_id else None,
+                "config": dict(self.config), "created": self.created,
+                "blobs": [str(b) for b in self.blobs]}
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> CacheRecord:
+        return cls(d["key"], Digest.parse(d["diff_id"]) if d.get("diff_id") else None,
+                   dict(d.get("config") or {}), d.get("created", ""),
+                   tuple(Digest.parse(b) for b in d.get("blobs") or ()))
+
+
+@dataclass(frozen=True, slots=True)
+class PruneReport:
+    """What `Store.prune` removed."""
+
+    blobs: int = 0
+    bytes: int = 0
+    layer_records: int = 0
+    rootfs: int = 0
+    cache_records: int = 0
+    temp: int = 0
+
+
+# --- blob I/O ----------------------------------------------------------------------------------
+class BlobWriter:
+    """Stream a blob into the store: hashes while writing, publishes atomically on `commit`.
+
+    Use as a context manager; leaving the block without `commit` (or on an exception)
+    discards the temp file, so no partial blob ever becomes visible.
+    """
+
+    def __init__(self, store: Store, expected: Digest | None = None,
+                 expected_size: int | None = None) -> None:
+        self._store = store
+        self._expected = expected
+        self._expected_size = expected_size
+        fd, tmp = tempfile.mkstemp(prefix="blob-", dir=store.tmp_root)
+        self._file = os.fdopen(fd, "wb", buffering=0)
+        self._tmp = Path(tmp)
+        self._hash = hashlib.sha256()
+        self.size = 0
+        self.digest: Digest | None = None
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        self._hash.update(data)
+        self._file.write(data)
+        self.size += len(data)
+        if self._expected_size is not None and self.size > self._expected_size:
+            raise ImageError(f"blob {self._expected} is larger than its declared size "
+                             f"{self._expected_size}")
+        return len(data)
+
+    def copy_from(self, src: ReadStream) -> None:
+        while block := src.read(_CHUNK):
+            self.write(block)
+
+    def commit(self) -> Digest:
+        """Verify and publish; returns the digest. Raises ImageError on digest/size mismatch."""
+        digest = Digest(self._hash.hexdigest())
+        if self._expected is not None and digest != self._expected:
+            raise ImageError(f"blob digest mismatch: expected {self._expected}, got {digest}",
+                             hint="the source is corrupt or was tampered with")
+        if self._expected_size is not None and self.size != self._expected_size:
+            raise ImageError(f"blob {digest} has size {self.size}, declared "
+                             f"{self._expected_size}")
+        os.fsync(self._file.fileno())
+        self._file.close()
+        dest = self._store.blob_path(digest)
+        if dest.exists():
+            self._tmp.unlink()
+        else:
+            os.rename(self._tmp, dest)
+            fsync_dir(dest.parent)
+        self.digest = digest
+        return digest
+
+    def abort(self) -> None:
+        if not self._file.closed:
+            self._file.close()
+        with contextlib.suppress(FileNotFoundError):
+            self._tmp.unlink()
+
+    def __enter__(self) -> BlobWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.digest is None:
+            self.abort()
+
+
+class VerifiedReader:
+    """A read-only stream over a stored blob that checks its sha256 when it reaches EOF.
+
+    Raises ImageError from `read` at EOF on mismatch. `drain()` reads the rest so a consumer
+    that stops early (tar end-of-archive blocks) still gets the verification.
+    """
+
+    def __init__(self, path: Path, digest: Digest) -> None:
+        self._f = open(path, "rb")  # noqa: SIM115 - closed by close()/__exit__
+        self._digest = digest
+        self._hash = hashlib.sha256()
+        self._done = False
+
+    def read(self, n: int = -1, /) -> bytes:
+        data = self._f.read(n)
+        self._hash.update(data)
+        if (not data or n < 0) and not self._done:
+            self._done = True
+            got = self._hash.hexdigest()
+            if got != self._digest.hex:
+                raise ImageError(f"blob {self._digest} is corrupt (content hashes to "
+                                 f"sha256:{got})", hint="run `pybuild prune` and re-pull or "
+                                 "re-build the image")
+        return data
+
+    def readable(self) -> bool:
+        return True
+
+    def drain(self) -> None:
+        while self.read(_CHUNK):
+            pass
+
+    def close(self) -> None:
+        self._f.close()
+
+    def __enter__(self) -> VerifiedReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# --- the store ---------------------------------------------------------------------------------
+class Store:
+    """A pybuild store rooted at `root` (created on first use). Thread- and process-safe."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+        self.blob_root = self.root / "blobs" / "sha256"
+        self.layer_root = self.root / "layers"
+        self.cache_root = self.root / "cache"
+        self.rootfs_root = self.root / "rootfs"
+        self.tmp_root = self.root / "tmp"
+        self.lock_root = self.root / "locks"
+        self.images_file = self.root / "images.json"
+        try:
+            for d in (self.blob_root, self.layer_root, self.cache_root, self.rootfs_root,
+                      self.tmp_root, self.lock_root):
+                d.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise EnvironmentProblem(
+                f"cannot use {self.root} as the pybuild store: {e.strerror}",
+                hint=f"pass --root DIR or set {ENV_ROOT} to a writable directory") from None
+
+    # blobs ------------------------------------------------------------------------------------
+    def blob_path(self, digest: Digest) -> Path:
+        """The path of a blob (which may not exist). Read-only for callers: hardlink or stream
+        from it, never write to it."""
+        return self.blob_root / digest.hex
+
+    def has_blob(self, digest: Digest) -> bool:
+        return self.blob_path(digest).exists()
+
+    def blob_size(self, digest: Digest) -> int:
+        try:
+            return self.blob_path(digest).stat().st_size
+        except FileNotFoundError:
+            raise ImageError(f"blob {digest} is not in the store") from None
+
+    def blob_writer(self, expected: Digest | None = None,
+                    expected_size: int | None = None) -> BlobWriter:
+        """A BlobWriter (context manager) that publishes on `commit()`."""
+        return BlobWriter(self, expected, expected_size)
+
+    def put_blob(self, data: bytes, expected: Digest | None = None) -> Digest:
+        """Store bytes; idempotent; atomic. Raises ImageError if `expected` does not match."""
+        digest = Digest.of_bytes(data)
+        if expected is not None and digest != expected:
+            raise ImageError(f"blob digest mismatch: expected {expected}, got {digest}")
+        if self.has_blob(digest):
+            return digest
+        with self.blob_writer() as w:
+            w.write(data)
+            return w.commit()
+
+    def put_blob_stream(self, src: ReadStream, expected: Digest | None = None,
+                        expected_size: int | None = None) -> Digest:
+        """Stream a file object into the store (verified against `expected` if given)."""
+        with self.blob_writer(expected, expected_size) as w:
+            w.copy_from(src)
+            return w.commit()
+
+    def open_blob(self, digest: Digest) -> VerifiedReader:
+        """Open a blob for streaming, verifying its digest at EOF."""
+        try:
+            return VerifiedReader(self.blob_path(digest), digest)
+        except FileNotFoundError:
+            raise ImageError(f"blob {digest} is not in the store") from None
+
+    def read_blob(self, digest: Digest, max_size: int = 64 << 20) -> bytes:
+        """Read a small blob (manifest, config) whole, verified."""
+        size = self.blob_size(digest)
+        if size > max_size:
+            raise ImageError(f"blob {digest} is {size} bytes, more than the {max_size} allowed "
+                             "for a JSON document")
+        with self.open_blob(digest) as r:
+            return r.read()
+
+    def blobs(self) -> Iterator[Digest]:
+        for entry in os.scandir(self.blob_root):
+            if len(entry.name) == 64:
+                yield Digest(entry.name)
+
+    # layers -----------------------------------------------------------------------------------
+    def _layer_file(self, diff_id: Digest) -> Path:
+        return self.layer_root / f"{diff_id.hex}.json"
+
+    def get_layer(self, diff_id: Digest) -> LayerRecord | None:
+        """The layer record for `diff_id`, keeping only variants whose blob is present."""
+        try:
+            rec = LayerRecord.from_json(json.loads(self._layer_file(diff_id).read_bytes()))
+        except FileNotFoundError:
+            return None
+        present = {c: d for c, d in rec.variants.items() if self.has_blob(d.digest)}
+        if not present:
+            return None
+        return LayerRecord(rec.diff_id, rec.size, present)
+
+    def put_layer(self, rec: LayerRecord) -> LayerRecord:
+        """Record (or extend with new variants) a layer; returns the merged record."""
+        with self.lock("layers"):
+            old = self.get_layer(rec.diff_id)
+            variants = dict(old.variants) if old else {}
+            variants.update(rec.variants)
+            merged = LayerRecord(rec.diff_id, rec.size, variants)
+            atomic_write(self._layer_file(rec.diff_id), canonical_json(merged.to_json()),
+                         self.tmp_root)
+        return merged
+
+    def layers(self) -> Iterator[Digest]:
+        for entry in os.scandir(self.layer_root):
+            if entry.name.endswith(".json"):
+                yield Digest(entry.name[:-5])
+
+    # images -----------------------------------------------------------------------------------
+    def _read_images(self) -> dict[str, str]:
+        try:
+            data = json.loads(self.images_file.read_bytes())
+        except FileNotFoundError:
+            return {}
+        return dict(data.get("images", {}))
+
+    def images(self) -> dict[str, Digest]:
+        """All image records: normalised name (`docker.io/library/x:tag`) → manifest digest."""
+        return {k: Digest.parse(v) for k, v in sorted(self._read_images().items())}
+
+    def get_image(self, name: str) -> Digest | None:
+        v = self._read_images().get(name)
+        return Digest.parse(v) if v else None
+
+    def set_image(self, name: str, manifest: Digest) -> None:
+        """Point `name` at a manifest (or index) already in the store."""
+        if not self.has_blob(manifest):
+            raise ImageError(f"cannot tag {name}: manifest {manifest} is not in the store")
+        with self.lock("images"):
+            images = self._read_images()
+            images[name] = str(manifest)
+            atomic_write(self.images_file, canonical_json({"images": images}), self.tmp_root)
+
+    def remove_image(self, name: str) -> bool:
+        """Remove an image record (not its blobs: `prune` collects those). True if it existed."""
+        with self.lock("images"):
+            images = self._read_images()
+            if images.pop(name, None) is None:
+                return False
+            atomic_write(self.images_file, canonical_json({"images": images}), self.tmp_root)
+            return True
+
+    # cache ------------------------------------------------------------------------------------
+    def _cache_file(self, key: str) -> Path:
+        if not key or "/" in key or key.startswith("."):
+            raise ValueError(f"bad cache key {key!r}")
+        return self.cache_root / key[:2] / f"{key}.json"
+
+    def get_cache(self, key: str) -> CacheRecord | None:
+        """The cache record for `key`, or None (also None if its layer is no longer stored)."""
+        try:
+            rec = CacheRecord.from_json(json.loads(self._cache_file(key).read_bytes()))
+        except FileNotFoundError:
+            return None
+        if rec.diff_id is not None and self.get_layer(rec.diff_id) is None:
+            return None
+        return rec
+
+    def put_cache(self, rec: CacheRecord) -> None:
+        path = self._cache_file(rec.key)
+        path.parent.mkdir(exist_ok=True)
+        atomic_write(path, canonical_json(rec.to_json()), self.tmp_root)
+
+    def cache_records(self) -> Iterator[CacheRecord]:
+        for path in self.cache_root.glob("*/*.json"):
+            with contextlib.suppress(FileNotFoundError, ValueError, KeyError):
+                yield CacheRecord.from_json(json.loads(path.read_bytes()))
+
+    # rootfs -----------------------------------------------------------------------------------
+    def rootfs_path(self, key: str) -> Path:
+        """Where the checkout named `key` lives (may not exist)."""
+        if not key or "/" in key or key.startswith("."):
+            raise ValueError(f"bad rootfs key {key!r}")
+        return self.rootfs_root / key
+
+    def has_rootfs(self, key: str) -> bool:
+        return self.rootfs_path(key).is_dir()
+
+    @contextlib.contextmanager
+    def new_rootfs(self, key: str) -> Iterator[Path]:
+        """Yield an empty temp dir to fill; on success it becomes `rootfs_path(key)` atomically
+        (if another process won the race, theirs is kept and ours discarded). On an exception
+        the temp dir is removed and nothing is published."""
+        tmp = Path(tempfile.mkdtemp(prefix=f"rootfs-{key[:16]}-", dir=self.tmp_root))
+        try:
+            yield tmp
+        except BaseException:
+            _rmtree(tmp)
+            raise
+        try:
+            os.rename(tmp, self.rootfs_path(key))
+        except OSError as e:
+            if e.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                raise
+            _rmtree(tmp)
+
+    def remove_rootfs(self, key: str) -> None:
+        _rmtree(self.rootfs_path(key))
+
+    # temp and locks ---------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def temp_dir(self, prefix: str = "tmp-") -> Iterator[Path]:
+        """A temp dir on the store's filesystem, removed afterwards."""
+        tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=self.tmp_root))
+        try:
+            yield tmp
+        finally:
+            _rmtree(tmp)
+
+    @contextlib.contextmanager
+    def lock(self, name: str, shared: bool = False, blocking: bool = True) -> Iterator[None]:
+        """Hold the named flock(2) lock. Raises ImageError when `blocking` is False and busy."""
+        fd = os.open(self.lock_root / f"{name}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC,
+                     0o644)
+        try:
+            op = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
+            try:
+                fcntl.flock(fd, op | (0 if blocking else fcntl.LOCK_NB))
+            except BlockingIOError:
+                raise ImageError(f"the store at {self.root} is busy ({name} lock held)",
+                                 hint="another pybuild is running; retry when it is done"
+                                 ) from None
+            yield
+        finally:
+            os.close(fd)
+
+    def in_use(self) -> contextlib.AbstractContextManager[None]:
+        """Hold for the whole of a build (or any reader of store content): `prune` waits."""
+        return self.lock("gc", shared=True)
+
+    # garbage collection -----------------------------------------------------------------------
+    def _reachable(self) -> tuple[set[Digest], set[Digest]]:
+        """(blobs, layer diff_ids) reachable from image and cache records."""
+        blobs: set[Digest] = set()
+        diff_ids: set[Digest] = set()
+
+        def walk(d: Digest) -> None:
+            if d in blobs or not self.has_blob(d):
+                return
+            blobs.add(d)
+            try:
+                data = self.read_blob(d)
+                mt = media_type_of(data)
+            except (ImageError, ValueError):
+                return
+            if mt in INDEX_TYPES or (not mt and b'"manifests"' in data):
+                for m in Index.from_bytes(data).manifests:
+                    walk(m.digest)
+            elif mt in MANIFEST_TYPES or (not mt and b'"layers"' in data):
+                man = Manifest.from_bytes(data)
+                blobs.add(man.config.digest)
+                blobs.update(layer.digest for layer in man.layers)
+                with contextlib.suppress(ImageError, ValueError, KeyError):
+                    from builder.oci.model import ImageConfig
+
+                    cfg = ImageConfig.from_bytes(self.read_blob(man.config.digest))
+                    diff_ids.update(cfg.diff_ids)
+
+        for digest in self.images().values():
+            walk(digest)
+        for rec in self.cache_records():
+            if rec.diff_id is not None:
+                diff_ids.add(rec.diff_id)
+            for b in rec.blobs:
+                walk(b)
+        for diff_id in diff_ids:
+            layer = self.get_layer(diff_id)
+            if layer is not None:
+                blobs.update(d.digest for d in layer.variants.values())
+        return blobs, diff_ids
+
+    def prune(self, cache: bool = False, blocking: bool = True) -> PruneReport:
+        """Delete everything no image (or, unless `cache`, no cache record) reaches: blobs,
+        layer records, every rootfs checkout and stale temp files. Holds the GC lock
+        exclusively, so it waits for (or, non-blocking, refuses during) in-flight builds."""
+        with self.lock("gc", blocking=blocking):
+            n_cache = 0
+            if cache:
+                for path in list(self.cache_root.glob("*/*.json")):
+                    path.unlink()
+                    n_cache += 1
+            keep_blobs, keep_layers = self._reachable()
+            n_blobs = n_bytes = n_layers = n_rootfs = n_temp = 0
+            for diff_id in list(self.layers()):
+                if diff_id not in keep_layers:
+                    self._layer_file(diff_id).unlink(missing_ok=True)
+                    n_layers += 1
+            for digest in list(self.blobs()):
+                if digest not in keep_blobs:
+                    path = self.blob_path(digest)
+                    with contextlib.suppress(FileNotFoundError):
+                        n_bytes += path.stat().st_size
+                        path.unlink()
+                        n_blobs += 1
+            for entry in list(os.scandir(self.rootfs_root)):
+                _rmtree(Path(entry.path))
+                n_rootfs += 1
+            # Nobody holds the GC lock shared, so no writer is alive: temp files are debris.
+            for entry in list(os.scandir(self.tmp_root)):
+                _rmtree(Path(entry.path))
+                n_temp += 1
+            return PruneReport(n_blobs, n_bytes, n_layers, n_rootfs, n_cache, n_temp)
+
+    # stat memo --------------------------------------------------------------------------------
+    def stat_memo(self) -> StatMemo:
+        """The (path, stat stamp) → content fingerprint memo (DESIGN.md §3)."""
+        return StatMemo(self.root / "statmemo.sqlite")
+
+
+class StatMemo:
+    """Remembers a file's content fingerprint keyed by its path and a stat stamp
+    (size, mtime_ns, ino, ctime_ns): a changed stamp means re-read. Safe across processes
+    (SQLite WAL); use as a context manager to commit on exit."""
+
+    def __init__(self, path: Path) -> None:
+        self._db = sqlite3.connect(path, timeout=30, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("CREATE TABLE IF NOT EXISTS memo (path TEXT PRIMARY KEY, stamp TEXT, "
+                         "fp TEXT)")
+        self._pending: list[tuple[str, str, str]] = []
+
+    @staticmethod
+    def stamp(st: os.stat_result) -> str:
+        return f"{st.st_size}:{st.st_mtime_ns}:{st.st_ino}:{st.st_ctime_ns}"
+
+    def get(self, path: str, st: os.stat_result) -> str | None:
+        row = self._db.execute("SELECT stamp, fp FROM memo WHERE path=?", (path,)).fetchone()
+        if row and row[0] == self.stamp(st):
+            return str(row[1])
+        return None
+
+    def put(self, path: str, st: os.stat_result, fingerprint: str) -> None:
+        self._pending.append((path, self.stamp(st), fingerprint))
+
+    def commit(self) -> None:
+        if self._pending:
+            with self._db:
+                self._db.execute("BEGIN")
+                self._db.executemany("INSERT OR REPLACE INTO memo VALUES (?,?,?)",
+                                     self._pending)
+            self._pending.clear()
+
+    def close(self) -> None:
+        self.commit()
+        self._db.close()
+
+    def __enter__(self) -> StatMemo:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _rmtree(path: Path) -> None:
+    """Remove a tree we own, even if a build left read-only dirs in it."""
+    if not os.path.lexists(path):
+        return
+    if path.is_symlink() or not path.is_dir():
+        path.unlink(missing_ok=True)
+        return
+
+    def onerror(func: Any, p: str, exc: Any) -> None:
+        with contextlib.suppress(OSError):
+            os.chmod(os.path.dirname(p), 0o700)
+            os.chmod(p, 0o700)
+        with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+            if os.path.isdir(p) and not os.path.islink(p):
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                os.unlink(p)
+
+    shutil.rmtree(path, onerror=onerror)
+
+
+def iter_chunks(f: BinaryIO, size: int = _CHUNK) -> Iterable[bytes]:
+    while block := f.read(size):
+        yield block

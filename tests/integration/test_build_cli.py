@@ -1,0 +1,118 @@
+"""`pybuild -f Dockerfile .` end to end through the real CLI: outputs, metadata, failures,
+and images accepted by skopeo and run by podman."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import FIXTURES, run_pybuild
+from tests.integration.build_helpers import busybox_store
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    store = busybox_store(tmp_path)
+    return store.root
+
+
+def test_example_builds_with_outputs_and_metadata(root: Path, tmp_path: Path) -> None:
+    meta, iid, archive = tmp_path / "meta.json", tmp_path / "iid", tmp_path / "img.tar"
+    proc = run_pybuild("--root", str(root), "-f", str(FIXTURES / "example" / "Dockerfile"),
+                       "-t", "example:1", "--progress=plain", "--metadata-file", str(meta),
+                       "--iidfile", str(iid), "-o", f"type=oci,dest={archive}",
+                       str(FIXTURES / "example"))
+    assert proc.returncode == 0, proc.stderr
+    image_id = proc.stdout.strip().splitlines()[-1]
+    assert iid.read_text() == image_id
+    data = json.loads(meta.read_text())
+    assert data["containerimage.config.digest"] == image_id
+    assert data["containerimage.digest"].startswith("sha256:")
+    assert data["image.name"] == "docker.io/library/example:1"
+    assert "RUN echo \"hello from pybuild\" > greeting.txt" in proc.stderr
+    assert " DONE " in proc.stderr
+    again = run_pybuild("--root", str(root), "build", "-f",
+                        str(FIXTURES / "example" / "Dockerfile"), "--progress=plain",
+                        str(FIXTURES / "example"))
+    assert again.returncode == 0 and again.stderr.count("CACHED") == 5
+    assert again.stdout.strip() == image_id
+    if shutil.which("skopeo"):
+        out = subprocess.run(["skopeo", "inspect", f"oci-archive:{archive}"], check=True,
+                             capture_output=True, text=True).stdout
+        assert json.loads(out)["Digest"] == data["containerimage.digest"]
+    podman = shutil.which("podman")
+    if podman is None:
+        pytest.skip("podman not installed: cannot run the image")
+    import tempfile
+
+    # podman refuses a runroot path longer than 50 characters: a short temp dir.
+    with tempfile.TemporaryDirectory(prefix="pbpod-") as short:
+        base = [podman, "--root", f"{short}/root", "--runroot", f"{short}/run"]
+        cmd = [*base, "--runtime", "runc", "run", "--rm", "--network", "none",
+               "--ulimit", "nofile=20000:20000", "--ulimit", "nproc=4096:4096",
+               f"oci-archive:{archive}"]
+        run = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+        subprocess.run([*base, "system", "reset", "-f"], capture_output=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.splitlines() == ["hello from pybuild", "built on Linux"]
+
+
+def test_failing_step_reports_span_exit_code_and_output(root: Path, tmp_path: Path) -> None:
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text("FROM localhost/pybuild/busybox:latest\n"
+                                    "RUN echo fine\n"
+                                    "RUN echo 'something broke' >&2; exit 3\n")
+    for progress in ("plain", "quiet"):
+        proc = run_pybuild("--root", str(root), "-t", "broken:1", f"--progress={progress}",
+                           str(ctx))
+        assert proc.returncode == 1
+        assert "Dockerfile:3:1" in proc.stderr
+        assert "exit code: 3" in proc.stderr
+        assert "something broke" in proc.stderr
+    images = run_pybuild("--root", str(root), "images")
+    assert "broken" not in images.stdout
+
+
+def test_docker_archive_and_local_outputs(root: Path, tmp_path: Path) -> None:
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text("FROM localhost/pybuild/busybox:latest\n"
+                                    "RUN echo hi > /hi\n")
+    out = tmp_path / "fs"
+    dock = tmp_path / "docker.tar"
+    proc = run_pybuild("--root", str(root), "-q", "-t", "x/y:z", "-o",
+                       f"type=local,dest={out}", "--output", f"type=docker,dest={dock}",
+                       "--compression", "zstd", str(ctx))
+    assert proc.returncode == 0, proc.stderr
+    assert (out / "hi").read_text() == "hi\n" and (out / "bin" / "busybox").exists()
+    import tarfile
+
+    with tarfile.open(dock) as tf:
+        manifest = json.load(tf.extractfile("manifest.json"))  # type: ignore[arg-type]
+    assert manifest[0]["RepoTags"] == ["x/y:z"]
+
+
+def test_usage_errors_exit_2(root: Path, tmp_path: Path) -> None:
+    proc = run_pybuild("--root", str(root), "--progress=fancy", str(tmp_path))
+    assert proc.returncode == 2
+    proc = run_pybuild("--root", str(root), "-o", "type=registry,dest=x", str(tmp_path))
+    assert proc.returncode == 2
+
+
+def test_run_the_built_image(root: Path, tmp_path: Path) -> None:
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text("FROM localhost/pybuild/busybox:latest\n"
+                                    "ENV WHO=world\nWORKDIR /srv\n"
+                                    'CMD ["sh", "-c", "echo hello $WHO from $(pwd)"]\n')
+    assert run_pybuild("--root", str(root), "-q", "-t", "hello:1", str(ctx)).returncode == 0
+    proc = run_pybuild("--root", str(root), "run", "hello:1")
+    assert proc.returncode == 0 and proc.stdout == "hello world from /srv\n"
+    proc = run_pybuild("--root", str(root), "run", "-e", "WHO=you", "hello:1", "sh", "-c",
+                       "echo $WHO; exit 4")
+    assert proc.returncode == 4 and proc.stdout == "you\n"

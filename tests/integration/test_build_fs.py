@@ -1,0 +1,141 @@
+"""What a build puts in its layers, checked with the reference unpacker (umoci): whiteouts,
+hardlinks, symlinks, setuid bits, empty directories, and COPY/ADD/WORKDIR semantics."""
+
+from __future__ import annotations
+
+import io
+import os
+import stat
+import tarfile
+from pathlib import Path
+
+from tests.integration.build_helpers import busybox_store, export_layout, run_build, umoci_unpack
+
+FS_DOCKERFILE = """\
+FROM localhost/pybuild/busybox:latest
+RUN rm -f /bin/vi /etc/group && rm -rf /home
+RUN mkdir -p /data/empty /data/dir && echo hi > /data/dir/a && ln /data/dir/a /data/dir/hard \\
+ && ln -s dir/a /data/sym && cp /bin/busybox /data/suid && chmod 4755 /data/suid
+RUN rm -rf /data/dir && mkdir /data/dir && echo new > /data/dir/b
+"""
+
+
+def test_run_layers_survive_umoci_unpack(tmp_path: Path) -> None:
+    store = busybox_store(tmp_path)
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    run = run_build(store, ctx, FS_DOCKERFILE, source_date_epoch=0)
+    root = umoci_unpack(export_layout(store, run.result, tmp_path / "layout"),
+                        tmp_path / "bundle")
+    # whiteouts: base files deleted by a RUN are gone
+    assert not (root / "bin" / "vi").exists() and (root / "bin" / "sh").exists()
+    assert not (root / "etc" / "group").exists() and (root / "etc" / "passwd").exists()
+    assert not (root / "home").exists()
+    # an opaque directory: the replaced dir has only its new content
+    assert sorted(os.listdir(root / "data" / "dir")) == ["b"]
+    assert (root / "data" / "empty").is_dir() and not os.listdir(root / "data" / "empty")
+    assert os.readlink(root / "data" / "sym") == "dir/a"
+    st = os.stat(root / "data" / "suid")
+    assert stat.S_IMODE(st.st_mode) == 0o4755
+
+
+def test_hardlinks_in_one_layer_stay_linked(tmp_path: Path) -> None:
+    store = busybox_store(tmp_path)
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    df = ("FROM localhost/pybuild/busybox:latest\n"
+          "RUN mkdir /h && echo x > /h/one && ln /h/one /h/two\n")
+    run = run_build(store, ctx, df)
+    root = umoci_unpack(export_layout(store, run.result, tmp_path / "layout"),
+                        tmp_path / "bundle")
+    a, b = os.stat(root / "h" / "one"), os.stat(root / "h" / "two")
+    assert a.st_ino == b.st_ino and a.st_nlink == 2
+
+
+def _tgz(path: Path) -> None:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tf:
+        for name, data in (("pkg/readme", b"packed\n"), ("pkg/bin/tool", b"#!/bin/sh\n")):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            info.mode = 0o755
+            tf.addfile(info, io.BytesIO(data))
+    path.write_bytes(buf.getvalue())
+
+
+COPY_DOCKERFILE = """\
+FROM localhost/pybuild/busybox:latest
+RUN echo 'app:x:1000:1000::/home/app:/bin/sh' >> /etc/passwd \\
+ && echo 'staff:x:50:' >> /etc/group
+WORKDIR /work/sub
+COPY src/ /dst/
+COPY *.txt /txt/
+COPY one.txt /renamed.txt
+COPY one.txt /existing
+COPY --chown=app:staff --chmod=u=rwx,g=rx,o= one.txt /owned/
+COPY --chown=app one.txt /owned-user/
+COPY --chmod=0600 links/ /links/
+ADD pkg.tgz /unpacked/
+ADD two.txt relative.txt
+COPY <<EOF /inline.txt
+inline $HOSTNAME
+EOF
+"""
+
+
+def test_copy_add_workdir_semantics(tmp_path: Path) -> None:
+    store = busybox_store(tmp_path)
+    ctx = tmp_path / "ctx"
+    (ctx / "src" / "nested" / "empty").mkdir(parents=True)
+    (ctx / "src" / "top.txt").write_text("top\n")
+    (ctx / "src" / "nested" / "deep.txt").write_text("deep\n")
+    (ctx / "src" / "nested" / "x.bin").write_text("x")
+    os.chmod(ctx / "src" / "nested" / "x.bin", 0o751)
+    (ctx / "one.txt").write_text("one\n")
+    (ctx / "two.txt").write_text("two\n")
+    (ctx / "links").mkdir()
+    (ctx / "links" / "f").write_text("f")
+    os.link(ctx / "links" / "f", ctx / "links" / "g")
+    os.symlink("f", ctx / "links" / "s")
+    _tgz(ctx / "pkg.tgz")
+    (ctx / ".dockerignore").write_text("src/nested/x.bin\n")
+    df = COPY_DOCKERFILE.replace("COPY one.txt /existing",
+                                 "RUN mkdir /existing\nCOPY one.txt /existing")
+    run = run_build(store, ctx, df)
+    root = umoci_unpack(export_layout(store, run.result, tmp_path / "layout"),
+                        tmp_path / "bundle")
+    # directory contents, not the directory; .dockerignore applies inside copied dirs
+    assert (root / "dst" / "top.txt").read_text() == "top\n"
+    assert (root / "dst" / "nested" / "deep.txt").exists()
+    assert (root / "dst" / "nested" / "empty").is_dir()
+    assert not (root / "dst" / "nested" / "x.bin").exists()
+    assert sorted(os.listdir(root / "txt")) == ["one.txt", "two.txt"]
+    assert (root / "renamed.txt").read_text() == "one\n"
+    assert (root / "existing" / "one.txt").exists()  # existing dir: copied into it
+    st = os.stat(root / "owned" / "one.txt")
+    assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (1000, 50, 0o750)
+    st = os.stat(root / "owned-user" / "one.txt")
+    assert (st.st_uid, st.st_gid) == (1000, 1000)
+    assert stat.S_IMODE(os.stat(root / "links" / "f").st_mode) == 0o600
+    assert os.stat(root / "links" / "f").st_ino == os.stat(root / "links" / "g").st_ino
+    assert os.readlink(root / "links" / "s") == "f"
+    assert (root / "unpacked" / "pkg" / "readme").read_text() == "packed\n"
+    assert (root / "work" / "sub").is_dir()
+    assert (root / "work" / "sub" / "relative.txt").read_text() == "two\n"
+    assert (root / "inline.txt").read_text().startswith("inline")
+    st = os.stat(root / "dst" / "top.txt")
+    assert (st.st_uid, st.st_gid) == (0, 0)
+
+
+def test_missing_source_fails_with_the_instruction(tmp_path: Path) -> None:
+    import pytest
+
+    from builder.errors import BuildFailed
+
+    store = busybox_store(tmp_path)
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    with pytest.raises(BuildFailed) as info:
+        run_build(store, ctx, "FROM localhost/pybuild/busybox:latest\nCOPY nope.txt /\n")
+    diag = info.value.diagnostics[0]
+    assert diag.span is not None and diag.span.line == 2 and "not found" in diag.message

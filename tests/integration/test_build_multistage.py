@@ -1,0 +1,51 @@
+"""Multi-stage builds: independent stages run in parallel, COPY --from stages and images."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from builder import events
+from builder.digest import Digest
+from builder.export import OutputSpec, write
+from tests.integration.build_helpers import busybox_store, run_build
+
+DOCKERFILE = """\
+FROM localhost/pybuild/busybox:latest AS left
+RUN sleep 1 && echo left > /left.txt
+
+FROM localhost/pybuild/busybox:latest AS right
+RUN sleep 1 && echo right > /right.txt
+
+FROM localhost/pybuild/busybox:latest AS unused
+RUN exit 1
+
+FROM localhost/pybuild/busybox:latest
+COPY --from=left /left.txt /out/
+COPY --from=right /right.txt /out/
+COPY --from=localhost/pybuild/busybox:latest /etc/passwd /out/passwd
+RUN cat /out/left.txt /out/right.txt > /out/both.txt
+"""
+
+
+def test_independent_stages_run_in_parallel(tmp_path: Path) -> None:
+    store = busybox_store(tmp_path)
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    run = run_build(store, ctx, DOCKERFILE, jobs=2)
+    order = [(type(e).__name__, e.name) for e in run.events
+             if isinstance(e, events.StepStarted | events.StepFinished) and "sleep" in e.name]
+    # both sleeping RUNs started before either finished
+    assert [k for k, _ in order[:2]] == ["StepStarted", "StepStarted"], order
+    assert not any("exit 1" in n for n in run.ran)  # the unused stage is pruned
+    out = tmp_path / "rootfs"
+    write(store, Digest.parse(run.result.manifest_digest), OutputSpec("local", str(out)))
+    assert (out / "out" / "both.txt").read_text() == "left\nright\n"
+    assert (out / "out" / "passwd").read_text().startswith("root:")
+
+
+def test_target_builds_only_that_stage(tmp_path: Path) -> None:
+    store = busybox_store(tmp_path)
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    run = run_build(store, ctx, DOCKERFILE.replace("sleep 1 && ", ""), target="right")
+    assert [n.split("] ")[1] for n in run.ran] == ["RUN echo right > /right.txt"]

@@ -1,0 +1,90 @@
+"""Build-context selection and fingerprints (builder.context)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from builder.context import BuildContext
+from builder.executor.cachekey import context_key
+from builder.store import Store
+
+
+def _tree(root: Path) -> None:
+    (root / "src" / "pkg").mkdir(parents=True)
+    (root / "src" / "main.c").write_text("int main;")
+    (root / "src" / "pkg" / "a.h").write_text("a")
+    (root / "README.md").write_text("readme")
+    (root / "notes.txt").write_text("n")
+    (root / "build").mkdir()
+    (root / "build" / "out.o").write_text("obj")
+    (root / "build" / "keep.txt").write_text("keep")
+    os.symlink("src/main.c", root / "link")
+
+
+def _key(ctx: BuildContext, includes: tuple[str, ...], memo=None) -> str:
+    return context_key("s", ctx.fingerprint(includes, memo))
+
+
+def test_selection_applies_dockerignore_with_reinclusion(tmp_path: Path) -> None:
+    _tree(tmp_path)
+    ctx = BuildContext(tmp_path, ["build", "!build/keep.txt", "*.txt"])
+    paths = [e.path for e in ctx.select(())]
+    assert "build/out.o" not in paths and "notes.txt" not in paths
+    assert "build/keep.txt" in paths and "src/pkg/a.h" in paths and "link" in paths
+
+
+def test_wildcard_and_directory_includes(tmp_path: Path) -> None:
+    _tree(tmp_path)
+    ctx = BuildContext(tmp_path)
+    assert [e.path for e in ctx.expand("src/*.c")] == ["src/main.c"]
+    assert [e.path for e in ctx.select(("src",))] == ["src", "src/main.c", "src/pkg",
+                                                        "src/pkg/a.h"]
+    assert ctx.expand("missing") == [] and ctx.expand("nope/*.c") == []
+
+
+def test_fingerprint_ignores_mtime_but_not_content_or_mode(tmp_path: Path) -> None:
+    _tree(tmp_path)
+    ctx = BuildContext(tmp_path)
+    k = _key(ctx, ("src",))
+    os.utime(tmp_path / "src" / "main.c", (1, 1))
+    assert _key(ctx, ("src",)) == k
+    assert _key(ctx, ("README.md",)) != k
+    (tmp_path / "README.md").write_text("changed")  # outside the selection
+    assert _key(ctx, ("src",)) == k
+    os.chmod(tmp_path / "src" / "main.c", 0o755)
+    k2 = _key(ctx, ("src",))
+    assert k2 != k
+    (tmp_path / "src" / "main.c").write_text("int main2;")
+    assert _key(ctx, ("src",)) != k2
+
+
+def test_fresh_copy_elsewhere_has_the_same_key(tmp_path: Path) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    _tree(a)
+    _tree(b)
+    os.utime(b / "README.md", (12345, 12345))
+    assert _key(BuildContext(a, ["build"]), ()) == _key(BuildContext(b, ["build"]), ())
+
+
+def test_ignored_change_keeps_the_key(tmp_path: Path) -> None:
+    _tree(tmp_path)
+    ctx = BuildContext(tmp_path, ["build"])
+    k = _key(ctx, ())
+    (tmp_path / "build" / "out.o").write_text("different")
+    assert _key(ctx, ()) == k
+
+
+def test_stat_memo_skips_rereading_and_notices_changes(tmp_path: Path) -> None:
+    ctx_dir = tmp_path / "ctx"
+    ctx_dir.mkdir()
+    _tree(ctx_dir)
+    store = Store(tmp_path / "store")
+    with store.stat_memo() as memo:
+        k = _key(BuildContext(ctx_dir), (), memo)
+        memo.commit()
+        host = str(ctx_dir / "README.md")
+        assert memo.get(host, os.lstat(host)) is not None
+        (ctx_dir / "README.md").write_text("other!")  # same size class, new stamp
+        assert memo.get(host, os.lstat(host)) is None
+        assert _key(BuildContext(ctx_dir), (), memo) != k
