@@ -581,7 +581,8 @@ def convert_healthcheck(ctx: PlanContext, st: StageState, inst: n.Instruction) -
             except ValueError as err:
                 raise ctx.error("DF-FLAG", f"HEALTHCHECK --{name}: {err}", span,
                                 hint="use a Go duration such as 30s, 1m30s or 500ms") from None
-            if value < _MIN_DURATION:
+            # 0 means "use the default" (BuildKit's parseOptInterval); only 0 < d < 1ms fails.
+            if value != 0 and value < _MIN_DURATION:
                 raise ctx.error("DF-FLAG", f'Interval "{name}" cannot be less than 1ms', span)
             durations[name] = value
         retries = 0
@@ -592,9 +593,10 @@ def convert_healthcheck(ctx: PlanContext, st: StageState, inst: n.Instruction) -
             except ValueError:
                 raise ctx.error("DF-FLAG", f"HEALTHCHECK --retries: invalid number "
                                 f"{flags['retries']!r}", span) from None
-            if retries < 1:
-                raise ctx.error("DF-FLAG", f"--retries must be at least 1 (not {retries})",
-                                span)
+            # BuildKit accepts 0 (the daemon then applies its default of 3); the legacy
+            # builder's "must be at least 1" is gone (instructions/parse.go parseHealthcheck).
+            if retries < 0:
+                raise ctx.error("DF-FLAG", f"--retries cannot be negative ({retries})", span)
         c = inst.command
         if c.exec_form:
             if not c.argv:

@@ -188,6 +188,15 @@ def test_healthcheck_and_history_formats() -> None:
     ]
 
 
+def test_healthcheck_zero_values_mean_default() -> None:
+    # BuildKit's parseHealthcheck: a zero duration and --retries=0 are accepted and stored as
+    # 0 (the runtime's default); only negative retries and 0 < d < 1ms are errors.
+    p = _plan("FROM scratch\nHEALTHCHECK --interval=0s --timeout=0 --retries=0 CMD true\n")
+    hc = p.stages[0].config.healthcheck
+    assert hc is not None
+    assert (hc.test, hc.interval, hc.timeout, hc.retries) == (("CMD-SHELL", "true"), 0, 0, 0)
+
+
 # --------------------------------------------------------------------------- stages and DAG
 
 
