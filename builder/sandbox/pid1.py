@@ -26,7 +26,7 @@ import shutil
 import signal
 
 from builder.sandbox import linux, seccomp, tree, users
-from builder.sandbox.mode import Filesystem
+from builder.sandbox.mode import Filesystem, describe
 from builder.sandbox.plan import (
     DEFAULT_PATH,
     FORWARD_SIGNALS,
@@ -34,7 +34,6 @@ from builder.sandbox.plan import (
     KEEP_CAPS,
     Plan,
     SandboxError,
-    describe,
     send,
     try_kill,
 )

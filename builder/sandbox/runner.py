@@ -17,7 +17,14 @@ import tempfile
 from typing import TYPE_CHECKING
 
 from builder.sandbox import linux, tree
-from builder.sandbox.mode import Filesystem, Mode, ModeReport, detect, subid_range
+from builder.sandbox.mode import (
+    Filesystem,
+    Mode,
+    ModeReport,
+    detect,
+    in_child,
+    subid_range,
+)
 from builder.sandbox.pid1 import enter_userns, fork_root, fork_rootless
 from builder.sandbox.plan import (
     Input,
@@ -25,7 +32,6 @@ from builder.sandbox.plan import (
     Plan,
     SandboxError,
     SandboxUnavailable,
-    describe,
 )
 from builder.sandbox.process import Process
 from builder.sandbox.spec import ExecResult, IdMap, SandboxSpec
@@ -165,23 +171,13 @@ def remove_tree(path: str) -> None:
     uid_map, gid_map = id_maps(report)
     plan = Plan(linux.CLONE_NEWUSER, report.mode, (), None, None, "", "", None, True,
                 os.getuid(), os.getgid(), 0, uid_map, gid_map)
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # single-threaded: may enter a user namespace
-        code = 0
-        try:
-            os.close(r)
-            enter_userns(plan)
-            shutil.rmtree(path)
-        except BaseException as exc:  # noqa: BLE001 - reported through the pipe
-            os.write(w, describe(exc).encode()[:4000])
-            code = 1
-        os._exit(code)
-    os.close(w)
-    with os.fdopen(r, "rb") as f:
-        err = f.read().decode(errors="replace")
-    _, status = os.waitpid(pid, 0)
-    if os.waitstatus_to_exitcode(status) != 0:
+
+    def remove() -> None:
+        enter_userns(plan)
+        shutil.rmtree(path)
+
+    ok, err = in_child(remove)  # a user namespace needs a single-threaded process: a child
+    if not ok:
         raise SandboxError(f"cannot remove {path}: {err or 'the helper failed'}")
 
 
