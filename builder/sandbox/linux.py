@@ -102,6 +102,18 @@ def pivot_root(new_root: str, put_old: str) -> None:
     _check(ret, "pivot_root", new_root)
 
 
+def map_single_id(uid: int, gid: int) -> None:
+    """In a user namespace this process just created, map 0 to `uid`/`gid` (outside). An
+    unprivileged process must deny setgroups(2) before writing gid_map (user_namespaces(7))."""
+    for path, text in (("setgroups", "deny"), ("uid_map", f"0 {uid} 1"),
+                       ("gid_map", f"0 {gid} 1")):
+        fd = os.open(f"/proc/self/{path}", os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            os.write(fd, text.encode())
+        finally:
+            os.close(fd)
+
+
 def sethostname(name: str) -> None:
     """sethostname(2) (the socket module has the wrapper)."""
     socket.sethostname(name)

@@ -154,12 +154,7 @@ def enter_userns(plan: Plan) -> None:
     inside it), so a helper forked before unshare waits for the go and maps us."""
     if len(plan.uid_map) == 1:
         linux.unshare(plan.flags & ~linux.CLONE_NEWNS)
-        with open("/proc/self/setgroups", "w") as f:
-            f.write("deny")
-        with open("/proc/self/uid_map", "w") as f:
-            f.write(f"0 {plan.uid} 1")
-        with open("/proc/self/gid_map", "w") as f:
-            f.write(f"0 {plan.gid} 1")
+        linux.map_single_id(plan.uid, plan.gid)
         return
     me = os.getpid()
     go_r, go_w = os.pipe()
