@@ -3,12 +3,14 @@ semantics, isolation, mounts, the change set, and a host left untouched."""
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import signal
 import subprocess
 import sys
 import tarfile
+import tempfile
 import textwrap
 import threading
 import time
@@ -353,6 +355,25 @@ def test_host_untouched_after_runs_kills_and_timeouts(step) -> None:
     proc.wait()
     assert mounts_mentioning(upper.parent, *make("x").lowers) == []
     assert _processes_with(marker) == []
+
+
+def test_a_failed_start_leaves_no_temp_dir_or_descriptor(
+        monkeypatch: pytest.MonkeyPatch, rootfs: Path, tmp_path: Path) -> None:
+    """fork can fail (EAGAIN: out of processes): a SandboxError naming the cause, and every
+    pipe and the temporary work directory made for the step are gone again."""
+    from builder.sandbox import runner
+
+    def failing_fork(*args: object) -> tuple[int, int]:
+        raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(runner, "fork_root", failing_fork)
+    before = sorted(os.listdir("/proc/self/fd"))
+    with pytest.raises(SandboxError, match="cannot start the sandbox: Resource temporarily"):
+        run(SandboxSpec(lowers=(str(rootfs),), argv=("/bin/true",)), stdin=b"in",
+            stdout=lambda line: None, stderr=lambda line: None)
+    assert sorted(os.listdir("/proc/self/fd")) == before
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_an_error_while_waiting_reaps_pid_1(step) -> None:
