@@ -63,7 +63,7 @@ class Process:
             try_kill(init, signal.SIGKILL)
 
     def _read_init_pid(self) -> int | None:
-        self._drain_status(block=False)
+        self._drain_status()
         self._watch_init()
         return self._init_pid
 
@@ -228,9 +228,10 @@ class Process:
         if self._init_fd is not None:
             select.select([self._init_fd], [], [], 10)
 
-    def _drain_status(self, block: bool) -> None:
+    def _drain_status(self) -> None:
+        """Read whatever status messages are already in the pipe (never blocks)."""
         while True:
-            r, _, _ = select.select([self._status_r], [], [], None if block else 0)
+            r, _, _ = select.select([self._status_r], [], [], 0)
             if not r:
                 return
             try:
