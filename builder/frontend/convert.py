@@ -589,7 +589,7 @@ def convert_healthcheck(ctx: PlanContext, st: StageState, inst: n.Instruction) -
         if flags.get("retries"):
             span = (inst.flag("retries") or inst).span
             try:
-                retries = int(str(flags["retries"]), 10)
+                retries = gocompat.parse_int(str(flags["retries"]), 32)  # as BuildKit
             except ValueError:
                 raise ctx.error("DF-FLAG", f"HEALTHCHECK --retries: invalid number "
                                 f"{flags['retries']!r}", span) from None

@@ -197,6 +197,13 @@ def test_healthcheck_zero_values_mean_default() -> None:
     assert (hc.test, hc.interval, hc.timeout, hc.retries) == (("CMD-SHELL", "true"), 0, 0, 0)
 
 
+@pytest.mark.parametrize("retries", ["1_0", "4294967296"])
+def test_healthcheck_retries_is_a_go_int32(retries: str) -> None:
+    # strconv.ParseInt(v, 10, 32): Python's int() would take "1_0" as 10 and any size.
+    with pytest.raises(DockerfileError, match="HEALTHCHECK --retries: invalid number"):
+        _plan(f"FROM scratch\nHEALTHCHECK --retries={retries} CMD true\n")
+
+
 # --------------------------------------------------------------------------- stages and DAG
 
 
