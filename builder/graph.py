@@ -24,7 +24,7 @@ Contracts (pure data, layer 1 — no I/O, no Dockerfile syntax):
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, NewType
 
@@ -512,22 +512,29 @@ class BuildPlan:
     def topological(self, root: StepId | None = None) -> tuple[StepId, ...]:
         """Steps in dependency order (inputs first); only those `root` needs when given.
         Deterministic: depth-first over inputs in their fixed order."""
-        order: list[StepId] = []
-        seen: set[StepId] = set()
         starts = [root] if root is not None else [
             s for st in self.live_stages() for s in (*st.steps, st.root)]
-        for start in starts:
-            stack: list[tuple[StepId, bool]] = [(start, False)]
-            while stack:
-                sid, done = stack.pop()
-                if done:
-                    order.append(sid)
-                    continue
-                if sid in seen:
-                    continue
-                seen.add(sid)
-                stack.append((sid, True))
-                for dep in reversed(self.steps[sid].inputs):
-                    if dep not in seen:
-                        stack.append((dep, False))
-        return tuple(order)
+        return tuple(inputs_first(self.steps, starts))
+
+
+def inputs_first(steps: Mapping[StepId, Step], starts: Iterable[StepId]) -> list[StepId]:
+    """Every step `starts` reach, each once, inputs before the steps that read them:
+    depth-first over `Step.inputs` in their fixed order, so the result is deterministic.
+    Iterative (a long Dockerfile must not hit Python's recursion limit)."""
+    order: list[StepId] = []
+    seen: set[StepId] = set()
+    for start in starts:
+        stack: list[tuple[StepId, bool]] = [(start, False)]
+        while stack:
+            sid, done = stack.pop()
+            if done:
+                order.append(sid)
+                continue
+            if sid in seen:
+                continue
+            seen.add(sid)
+            stack.append((sid, True))
+            for dep in reversed(steps[sid].inputs):
+                if dep not in seen:
+                    stack.append((dep, False))
+    return order

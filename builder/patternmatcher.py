@@ -369,16 +369,6 @@ class PatternMatcher:
                 matched = not pattern.exclusion
         return matched
 
-    def matches_exact(self, path: str) -> bool:
-        """Like matches_or_parent_matches without looking at parents."""
-        matched = False
-        for pattern in self.patterns:
-            if pattern.exclusion != matched:
-                continue
-            if pattern.match(path):
-                matched = not pattern.exclusion
-        return matched
-
     def matches_using_parent_results(
         self, path: str, parent: MatchInfo | None = None
     ) -> tuple[bool, MatchInfo]:

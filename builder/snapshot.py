@@ -22,6 +22,8 @@ import stat
 from collections.abc import Iterable
 
 from builder.oci.layers import Change, ChangeKind
+from builder.sandbox.mode import describe
+from builder.sandbox.plan import SandboxError
 from builder.sandbox.tree import (
     OPAQUE_XATTRS,
     is_whiteout,
@@ -66,10 +68,11 @@ def changes(upper: str, *, stubs: Iterable[str] = (),
     `stubs` (ExecResult.stubs) are dropped when still empty, and so are their ancestor
     directories that hold nothing else and match the lowers' mode and owner (pure copy-ups
     caused by creating the stub). `lowers` (lowest first) are read only for that check.
-    Read-only; call it after the step exited."""
+    Read-only; call it after the step exited. Raises SandboxError when part of the upper
+    cannot be read (os.walk would skip it silently: a layer missing files)."""
     found: dict[str, Change] = {}
     stats: dict[str, os.stat_result] = {}
-    for dirpath, dirnames, filenames in os.walk(upper):
+    for dirpath, dirnames, filenames in os.walk(upper, onerror=_unreadable):
         rel_dir = os.path.relpath(dirpath, upper)
         rel_dir = "" if rel_dir == "." else rel_dir
         names = [*dirnames, *filenames]
@@ -104,6 +107,12 @@ def changes(upper: str, *, stubs: Iterable[str] = (),
                 found[rel] = Change(rel, ChangeKind.ADD, c.source)
     _drop_stubs(found, stats, set(stubs), lowers)
     return tuple(sorted(found.values(), key=lambda c: c.path.encode("utf-8", "surrogateescape")))
+
+
+def _unreadable(err: OSError) -> None:
+    raise SandboxError(f"cannot read the step's changes: {describe(err)}",
+                       hint="rootless, files the step gave to other users may be unreadable "
+                            "outside the user namespace; see docs/sandbox.md") from None
 
 
 def _has_children(found: dict[str, Change], path: str) -> bool:

@@ -98,20 +98,35 @@ def resolve_dest(workdir: str, dest: str) -> str:
 
 def convert_env(ctx: PlanContext, st: StageState, inst: n.Instruction) -> None:
     assert isinstance(inst, n.Env)
+    pairs = _expanded_pairs(ctx, st, inst)
+    for key, value in pairs:
+        st.set_env(key, value)
+    st.commit("ENV " + " ".join(f"{k}={v}" for k, v in pairs))
+
+
+def convert_label(ctx: PlanContext, st: StageState, inst: n.Instruction) -> None:
+    assert isinstance(inst, n.Label)
+    pairs = _expanded_pairs(ctx, st, inst)
+    st.labels.update(pairs)
+    st.commit("LABEL " + " ".join(f"{k}={v}" for k, v in pairs))
+
+
+def _expanded_pairs(ctx: PlanContext, st: StageState,
+                    inst: n.Env | n.Label) -> list[tuple[str, str]]:
+    """ENV's or LABEL's pairs, keys and values expanded. Every pair sees the environment from
+    before the instruction (`ENV a=1 b=$a` sees the old `a`), as BuildKit expands the whole
+    instruction before dispatching it. Raises DF-ARGS for a key that expands to nothing."""
     _no_flags(ctx, inst)
-    # Every pair is expanded with the environment from before this ENV (`ENV a=1 b=$a` sees
-    # the old `a`), as BuildKit expands the whole instruction before dispatching it.
     _legacy_check(ctx, inst)
     pairs = []
     for kv in inst.pairs:
         key = ctx.expand(kv.key, st.run_env, inst)
         value = ctx.expand(kv.value, st.run_env, inst)
         if not key:
-            raise ctx.error("DF-ARGS", "ENV names can not be blank", kv.span or inst.span)
+            raise ctx.error("DF-ARGS", f"{inst.keyword} names can not be blank",
+                            kv.span or inst.span)
         pairs.append((key, value))
-    for key, value in pairs:
-        st.set_env(key, value)
-    st.commit("ENV " + " ".join(f"{k}={v}" for k, v in pairs))
+    return pairs
 
 
 def _legacy_check(ctx: PlanContext, inst: n.Env | n.Label) -> None:
@@ -120,21 +135,6 @@ def _legacy_check(ctx: PlanContext, inst: n.Env | n.Label) -> None:
         ctx.warn("LegacyKeyValueFormat", f'"{kw} key=value" should be used instead of legacy '
                  f'"{kw} key value" format', inst, f"write {kw} {inst.pairs[0].key}=…",
                  "legacy-key-value-format")
-
-
-def convert_label(ctx: PlanContext, st: StageState, inst: n.Instruction) -> None:
-    assert isinstance(inst, n.Label)
-    _no_flags(ctx, inst)
-    _legacy_check(ctx, inst)
-    parts = []
-    for kv in inst.pairs:
-        key = ctx.expand(kv.key, st.run_env, inst)
-        value = ctx.expand(kv.value, st.run_env, inst)
-        if not key:
-            raise ctx.error("DF-ARGS", "LABEL names can not be blank", kv.span or inst.span)
-        st.labels[key] = value
-        parts.append(f"{key}={value}")
-    st.commit("LABEL " + " ".join(parts))
 
 
 def convert_arg(ctx: PlanContext, st: StageState, inst: n.Instruction) -> None:
@@ -581,20 +581,22 @@ def convert_healthcheck(ctx: PlanContext, st: StageState, inst: n.Instruction) -
             except ValueError as err:
                 raise ctx.error("DF-FLAG", f"HEALTHCHECK --{name}: {err}", span,
                                 hint="use a Go duration such as 30s, 1m30s or 500ms") from None
-            if value < _MIN_DURATION:
+            # 0 means "use the default" (BuildKit's parseOptInterval); only 0 < d < 1ms fails.
+            if value != 0 and value < _MIN_DURATION:
                 raise ctx.error("DF-FLAG", f'Interval "{name}" cannot be less than 1ms', span)
             durations[name] = value
         retries = 0
         if flags.get("retries"):
             span = (inst.flag("retries") or inst).span
             try:
-                retries = int(str(flags["retries"]), 10)
+                retries = gocompat.parse_int(str(flags["retries"]), 32)  # as BuildKit
             except ValueError:
                 raise ctx.error("DF-FLAG", f"HEALTHCHECK --retries: invalid number "
                                 f"{flags['retries']!r}", span) from None
-            if retries < 1:
-                raise ctx.error("DF-FLAG", f"--retries must be at least 1 (not {retries})",
-                                span)
+            # BuildKit accepts 0 (the daemon then applies its default of 3); the legacy
+            # builder's "must be at least 1" is gone (instructions/parse.go parseHealthcheck).
+            if retries < 0:
+                raise ctx.error("DF-FLAG", f"--retries cannot be negative ({retries})", span)
         c = inst.command
         if c.exec_form:
             if not c.argv:

@@ -57,6 +57,22 @@ def plain_list(items: tuple[str, ...] | list[str]) -> str:
     return "[" + " ".join(items) + "]"
 
 
+# ----------------------------------------------------------------------------- integers
+
+_DECIMAL = re.compile(r"[+-]?[0-9]+")
+
+
+def parse_int(text: str, bits: int = 64) -> int:
+    """Go `strconv.ParseInt(text, 10, bits)`: an optional sign and ASCII digits only (no
+    spaces, no `_`, unlike Python's int()), within a signed `bits`-bit range; ValueError."""
+    if not _DECIMAL.fullmatch(text):
+        raise ValueError(f'strconv.ParseInt: parsing {quote(text)}: invalid syntax')
+    value = int(text)
+    if not -(1 << (bits - 1)) <= value < 1 << (bits - 1):
+        raise ValueError(f'strconv.ParseInt: parsing {quote(text)}: value out of range')
+    return value
+
+
 # ----------------------------------------------------------------------------- durations
 
 _UNITS = {"ns": 1, "us": 1_000, "µs": 1_000, "μs": 1_000, "ms": 1_000_000,

@@ -107,11 +107,15 @@ def parse_mount(value: str, expand: Callable[[str], str]) -> ParsedMount:
                 raise MountProblem(f'unsupported sharing value "{val}"')
             m.sharing = val.lower()
         elif key in ("mode", "uid", "gid"):
+            # strconv.ParseUint(val, 8|10, 32): digits only; Python's int() would also take
+            # a sign, spaces, "_" and a "0o" prefix.
+            if not (val.isascii() and val.isdigit()):
+                raise MountProblem(f"invalid value {val} for {key}")
             try:
                 number = int(val, 8 if key == "mode" else 10)
             except ValueError:
                 raise MountProblem(f"invalid value {val} for {key}") from None
-            if number < 0 or number > 0xFFFFFFFF:
+            if number > 0xFFFFFFFF:
                 raise MountProblem(f"invalid value {val} for {key}")
             setattr(m, key, number)
         elif key == "env":

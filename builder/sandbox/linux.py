@@ -18,7 +18,6 @@ _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True
 
 # <linux/sched.h>
 CLONE_NEWNS = 0x00020000
-CLONE_NEWCGROUP = 0x02000000
 CLONE_NEWUTS = 0x04000000
 CLONE_NEWIPC = 0x08000000
 CLONE_NEWUSER = 0x10000000
@@ -31,12 +30,9 @@ MS_NOSUID = 2
 MS_NODEV = 4
 MS_NOEXEC = 8
 MS_REMOUNT = 32
-MS_NOATIME = 1024
 MS_BIND = 4096
-MS_MOVE = 8192
 MS_REC = 16384
 MS_PRIVATE = 1 << 18
-MS_SLAVE = 1 << 19
 MS_STRICTATIME = 1 << 24
 MNT_DETACH = 2
 
@@ -48,7 +44,6 @@ PR_SET_DUMPABLE = 4
 PR_SET_NAME = 15
 SECCOMP_MODE_FILTER = 2
 PR_SET_NO_NEW_PRIVS = 38
-PR_SET_CHILD_SUBREAPER = 36
 
 _libc.mount.argtypes = (ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong,
                         ctypes.c_char_p)
@@ -100,6 +95,18 @@ def pivot_root(new_root: str, put_old: str) -> None:
     """pivot_root(2) (no glibc wrapper: raw syscall)."""
     ret = _libc.syscall(_NR_PIVOT_ROOT, _b(new_root), _b(put_old))
     _check(ret, "pivot_root", new_root)
+
+
+def map_single_id(uid: int, gid: int) -> None:
+    """In a user namespace this process just created, map 0 to `uid`/`gid` (outside). An
+    unprivileged process must deny setgroups(2) before writing gid_map (user_namespaces(7))."""
+    for path, text in (("setgroups", "deny"), ("uid_map", f"0 {uid} 1"),
+                       ("gid_map", f"0 {gid} 1")):
+        fd = os.open(f"/proc/self/{path}", os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            os.write(fd, text.encode())
+        finally:
+            os.close(fd)
 
 
 def sethostname(name: str) -> None:

@@ -11,6 +11,7 @@ import functools
 import os
 import pwd
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from builder.sandbox import linux
@@ -87,17 +88,25 @@ def _cap_eff() -> int:
     return 0
 
 
-def _probe(fn: object) -> tuple[bool, str]:
-    """Run `fn` in a forked child; (True, "") if it returned, else (False, error text)."""
+def describe(exc: BaseException) -> str:
+    """A one-line, traceback-free description of `exc` (for a status message or a probe)."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror + (f": {exc.filename}" if exc.filename else "")
+    return str(exc) or type(exc).__name__
+
+
+def in_child(fn: Callable[[], object]) -> tuple[bool, str]:
+    """Run `fn` in a forked child (where it may unshare, mount or enter a user namespace
+    without touching the caller); (True, "") if it returned, else (False, what it raised)."""
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:  # child: report through the pipe, never return into the caller's stack
         code = 0
         try:
             os.close(r)
-            fn()  # type: ignore[operator]
+            fn()
         except BaseException as exc:  # noqa: BLE001 - everything goes back to the parent
-            os.write(w, str(exc).encode()[:4000])
+            os.write(w, describe(exc).encode()[:4000])
             code = 1
         os._exit(code)
     os.close(w)
@@ -129,12 +138,7 @@ def _userns_probe(overlay: bool) -> None:
     uid, gid = os.getuid(), os.getgid()
     linux.unshare(linux.CLONE_NEWUSER | linux.CLONE_NEWNS | linux.CLONE_NEWPID
                   | linux.CLONE_NEWUTS | linux.CLONE_NEWIPC | linux.CLONE_NEWNET)
-    with open("/proc/self/setgroups", "w") as f:
-        f.write("deny")
-    with open("/proc/self/uid_map", "w") as f:
-        f.write(f"0 {uid} 1")
-    with open("/proc/self/gid_map", "w") as f:
-        f.write(f"0 {gid} 1")
+    linux.map_single_id(uid, gid)
     if overlay:
         _try_overlay(",userxattr")
     else:
@@ -238,10 +242,10 @@ def _detect() -> ModeReport:
                         "not in effective set"))
     fuse_ok, fuse_detail = _fuse_usable()
     if euid == 0 and has_admin:
-        ok, err = _probe(lambda: _root_probe(False))
+        ok, err = in_child(lambda: _root_probe(False))
         checks.append(Check("mount/pid/uts/ipc/net namespaces as root", ok, err or "created"))
         if ok:
-            ok_ovl, err_ovl = _probe(lambda: _root_probe(True))
+            ok_ovl, err_ovl = in_child(lambda: _root_probe(True))
             checks.append(Check("overlayfs", ok_ovl, err_ovl or "mounted"))
             if not ok_ovl:
                 checks.append(Check("fuse-overlayfs", fuse_ok, fuse_detail))
@@ -250,13 +254,13 @@ def _detect() -> ModeReport:
             return ModeReport(Mode.ROOT, fs, tuple(checks),
                               "running as root with CAP_SYS_ADMIN: mount/pid/uts/ipc/net "
                               f"namespaces work; filesystem: {fs.value}")
-    ok, err = _probe(lambda: _userns_probe(False))
+    ok, err = in_child(lambda: _userns_probe(False))
     checks.append(Check("unprivileged user namespace", ok, err or "created"))
     if not ok:
         return ModeReport(Mode.NONE, Filesystem.NONE, tuple(checks),
                           f"cannot create a user namespace ({err}); RUN steps are refused, "
                           "COPY-only builds still work", fix=NO_USERNS_FIX, supported=False)
-    ok_ovl, err_ovl = _probe(lambda: _userns_probe(True))
+    ok_ovl, err_ovl = in_child(lambda: _userns_probe(True))
     checks.append(Check("overlayfs with userxattr in a user namespace", ok_ovl,
                         err_ovl or "mounted"))
     checks.append(Check("fuse-overlayfs", fuse_ok, fuse_detail))

@@ -26,7 +26,7 @@ import shutil
 import signal
 
 from builder.sandbox import linux, seccomp, tree, users
-from builder.sandbox.mode import Filesystem
+from builder.sandbox.mode import Filesystem, describe
 from builder.sandbox.plan import (
     DEFAULT_PATH,
     FORWARD_SIGNALS,
@@ -34,7 +34,6 @@ from builder.sandbox.plan import (
     KEEP_CAPS,
     Plan,
     SandboxError,
-    describe,
     send,
     try_kill,
 )
@@ -91,6 +90,9 @@ def _c1(spec: SandboxSpec, plan: Plan, parent_pid: int, stdio: dict[int, int],
         if os.getppid() != parent_pid:
             os._exit(125)
         os.setsid()  # out of the terminal's process group: Ctrl-C reaches only pybuild
+        # C1 lives as long as the step: it must not hold the caller's other descriptors (a
+        # concurrent sandbox's status or output pipe would never see EOF until we exit).
+        _close_fds_except(status_w, *stdio.values())
         enter_userns(plan)
         # Copy strategy: hold the host directories by descriptor for the conversion at the end
         # (paths are resolved once, before anything runs in the sandbox).
@@ -152,12 +154,7 @@ def enter_userns(plan: Plan) -> None:
     inside it), so a helper forked before unshare waits for the go and maps us."""
     if len(plan.uid_map) == 1:
         linux.unshare(plan.flags & ~linux.CLONE_NEWNS)
-        with open("/proc/self/setgroups", "w") as f:
-            f.write("deny")
-        with open("/proc/self/uid_map", "w") as f:
-            f.write(f"0 {plan.uid} 1")
-        with open("/proc/self/gid_map", "w") as f:
-            f.write(f"0 {plan.gid} 1")
+        linux.map_single_id(plan.uid, plan.gid)
         return
     me = os.getpid()
     go_r, go_w = os.pipe()
@@ -190,6 +187,16 @@ def enter_userns(plan: Plan) -> None:
                       "(check /etc/subuid and /etc/subgid)")
     os.setresgid(0, 0, 0)
     os.setresuid(0, 0, 0)
+
+
+def _close_fds_except(*keep: int) -> None:
+    """Close every descriptor from 3 up but `keep`: whatever else this fork of a possibly
+    threaded caller inherited (0-2 stay: an inherited stdout/stderr is the command's)."""
+    low = 3
+    for fd in sorted({k for k in keep if k >= low}):
+        os.closerange(low, fd)
+        low = fd + 1
+    os.closerange(low, os.sysconf("SC_OPEN_MAX"))
 
 
 def _armed(life_r: int) -> None:
@@ -255,10 +262,7 @@ def _c2(spec: SandboxSpec, plan: Plan, stdio: dict[int, int], status_w: int, lif
             linux.set_capabilities(sum(1 << c for c in KEEP_CAPS))
         linux.prctl(linux.PR_SET_DUMPABLE, 0)  # and the command may not ptrace pid 1 at all
         _armed(life_r)  # changing credentials clears PDEATHSIG: re-arm it
-        keep = sorted((status_w, life_r))
-        os.closerange(3, keep[0])
-        os.closerange(keep[0] + 1, keep[1])
-        os.closerange(keep[1] + 1, 65536)
+        _close_fds_except(status_w, life_r)
     except BaseException as exc:  # noqa: BLE001
         send(status_w, b"E", describe(exc))
         os._exit(125)

@@ -80,13 +80,6 @@ def send(fd: int, kind: bytes, body: str | bytes = b"") -> None:
         pass
 
 
-def describe(exc: BaseException) -> str:
-    """A one-line, traceback-free description of `exc` for a status message."""
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror + (f": {exc.filename}" if exc.filename else "")
-    return str(exc) or type(exc).__name__
-
-
 def try_kill(pid: int, sig: int) -> None:
     """os.kill that ignores a process already gone (or no longer ours)."""
     try:

@@ -42,6 +42,7 @@ class Process:
         self._tmpdir = tmpdir
         self._init_pid: int | None = None
         self._init_fd: int | None = None  # pidfd of pid 1 when it is not our own child
+        self._wait_status: int | None = None  # our child's wait status once reaped
         self._started = time.monotonic()
         self._result: ExecResult | None = None
         self._lock = threading.Lock()
@@ -62,7 +63,7 @@ class Process:
             try_kill(init, signal.SIGKILL)
 
     def _read_init_pid(self) -> int | None:
-        self._drain_status(block=False)
+        self._drain_status()
         self._watch_init()
         return self._init_pid
 
@@ -179,8 +180,9 @@ class Process:
         return timed_out
 
     def _finish(self, timed_out: bool) -> ExecResult:
-        _, status = os.waitpid(self.pid, 0)
         self._reap()
+        status = self._wait_status
+        assert status is not None
         duration = time.monotonic() - self._started
         msgs = [m for m in bytes(self._status).split(b"\0") if m]
         stubs: tuple[str, ...] = ()
@@ -216,19 +218,20 @@ class Process:
         return ExecResult(code, None, False, None, duration, stubs)
 
     def _reap(self) -> None:
-        """Wait until pid 1 (and with it the whole pid namespace) is gone. As root pid 1 is
-        our child and already reaped; rootless it is our grandchild, watched by pidfd."""
+        """Wait until our child (pid 1 as root, C1 rootless) is reaped and pid 1 (and with it
+        the whole pid namespace) is gone: rootless pid 1 is our grandchild, watched by pidfd.
+        Blocks: callers have seen the child exit or have SIGKILLed it. Reaps once, so a
+        recycled pid (a later child of this process) is never waited for by mistake."""
         self._read_init_pid()
-        try:
-            os.waitpid(self.pid, os.WNOHANG)
-        except ChildProcessError:
-            pass
+        if self._wait_status is None:
+            self._wait_status = os.waitpid(self.pid, 0)[1]
         if self._init_fd is not None:
             select.select([self._init_fd], [], [], 10)
 
-    def _drain_status(self, block: bool) -> None:
+    def _drain_status(self) -> None:
+        """Read whatever status messages are already in the pipe (never blocks)."""
         while True:
-            r, _, _ = select.select([self._status_r], [], [], None if block else 0)
+            r, _, _ = select.select([self._status_r], [], [], 0)
             if not r:
                 return
             try:

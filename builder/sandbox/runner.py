@@ -13,11 +13,20 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
+import signal
 import tempfile
 from typing import TYPE_CHECKING
 
 from builder.sandbox import linux, tree
-from builder.sandbox.mode import Filesystem, Mode, ModeReport, detect, subid_range
+from builder.sandbox.mode import (
+    Filesystem,
+    Mode,
+    ModeReport,
+    describe,
+    detect,
+    in_child,
+    subid_range,
+)
 from builder.sandbox.pid1 import enter_userns, fork_root, fork_rootless
 from builder.sandbox.plan import (
     Input,
@@ -25,7 +34,7 @@ from builder.sandbox.plan import (
     Plan,
     SandboxError,
     SandboxUnavailable,
-    describe,
+    try_kill,
 )
 from builder.sandbox.process import Process
 from builder.sandbox.spec import ExecResult, IdMap, SandboxSpec
@@ -80,12 +89,9 @@ def _validate(spec: SandboxSpec) -> None:
             raise SandboxError(f"unsupported mount type {m.type!r}")
 
 
-def _prepare(spec: SandboxSpec, report: ModeReport) -> tuple[Plan, str | None]:
-    """Create the work-dir layout and compute the namespace flags (parent side)."""
-    tmpdir = None
-    work = spec.work
-    if work is None:
-        work = tmpdir = tempfile.mkdtemp(prefix="pybuild-sandbox-")
+def _prepare(spec: SandboxSpec, report: ModeReport, work: str) -> Plan:
+    """Create the layout in the work directory and compute the namespace flags (parent
+    side, before fork)."""
     root = os.path.join(work, "root")
     os.makedirs(root, exist_ok=True)
     ovl_work = None
@@ -123,7 +129,7 @@ def _prepare(spec: SandboxSpec, report: ModeReport) -> tuple[Plan, str | None]:
     plan = Plan(flags, report.mode, spec.lowers, spec.upper, ovl_work, root, hosts, resolv,
                  report.mode is not Mode.ROOT, uid, gid, _last_cap(), uid_map, gid_map,
                  apt_conf, fs, shutil.which("fuse-overlayfs"), baseline)
-    return plan, tmpdir
+    return plan
 
 
 def id_maps(report: ModeReport | None = None) -> tuple[tuple[IdMap, ...], tuple[IdMap, ...]]:
@@ -165,23 +171,13 @@ def remove_tree(path: str) -> None:
     uid_map, gid_map = id_maps(report)
     plan = Plan(linux.CLONE_NEWUSER, report.mode, (), None, None, "", "", None, True,
                 os.getuid(), os.getgid(), 0, uid_map, gid_map)
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # single-threaded: may enter a user namespace
-        code = 0
-        try:
-            os.close(r)
-            enter_userns(plan)
-            shutil.rmtree(path)
-        except BaseException as exc:  # noqa: BLE001 - reported through the pipe
-            os.write(w, describe(exc).encode()[:4000])
-            code = 1
-        os._exit(code)
-    os.close(w)
-    with os.fdopen(r, "rb") as f:
-        err = f.read().decode(errors="replace")
-    _, status = os.waitpid(pid, 0)
-    if os.waitstatus_to_exitcode(status) != 0:
+
+    def remove() -> None:
+        enter_userns(plan)
+        shutil.rmtree(path)
+
+    ok, err = in_child(remove)  # a user namespace needs a single-threaded process: a child
+    if not ok:
         raise SandboxError(f"cannot remove {path}: {err or 'the helper failed'}")
 
 
@@ -201,63 +197,83 @@ def start(spec: SandboxSpec, *, stdin: Input = None, stdout: Output = None,
     if not report.supported:
         raise _unavailable(report)
     _validate(spec)
-    plan, tmpdir = _prepare(spec, report)
-
+    work = spec.work or tempfile.mkdtemp(prefix="pybuild-sandbox-")
+    tmpdir = None if spec.work else work  # ours to remove
     parent_fds: dict[int, Output] = {}  # read ends of output pipes → callback
     child_stdio: dict[int, int] = {}  # target fd (0/1/2) → fd in the child
-    to_close: list[int] = []
+    to_close: list[int] = []  # the child's ends: closed here once it has forked
+    opened: list[int] = []  # every descriptor this call made, for cleanup on failure
     stdin_data = None
-    if stdin is None:
-        devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
-        child_stdio[0] = devnull
-        to_close.append(devnull)
-    elif isinstance(stdin, bytes):
-        r, w = os.pipe()
-        child_stdio[0] = r
-        to_close.append(r)
-        os.set_blocking(w, False)
-        stdin_data = (w, stdin)
-    else:
-        child_stdio[0] = stdin
-    for target, out in ((1, stdout), (2, stderr)):
-        if out is None:
-            continue
-        if isinstance(out, int):
-            child_stdio[target] = out
-        else:
-            r, w = os.pipe()
-            parent_fds[r] = out
-            child_stdio[target] = w
-            to_close.append(w)
-    status_r, status_w = os.pipe()
-    to_close.append(status_w)
-    # Whoever forks first must not inherit another thread's half-made pipes: all fds are
-    # O_CLOEXEC (Python's default) and the child closes everything it does not own.
+    pid = None
     try:
+        plan = _prepare(spec, report, work)
+        if stdin is None:
+            devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+            opened.append(devnull)
+            child_stdio[0] = devnull
+            to_close.append(devnull)
+        elif isinstance(stdin, bytes):
+            r, w = os.pipe()
+            opened += (r, w)
+            child_stdio[0] = r
+            to_close.append(r)
+            os.set_blocking(w, False)
+            stdin_data = (w, stdin)
+        else:
+            child_stdio[0] = stdin
+        for target, out in ((1, stdout), (2, stderr)):
+            if out is None:
+                continue
+            if isinstance(out, int):
+                child_stdio[target] = out
+            else:
+                r, w = os.pipe()
+                opened += (r, w)
+                parent_fds[r] = out
+                child_stdio[target] = w
+                to_close.append(w)
+        status_r, status_w = os.pipe()
+        opened += (status_r, status_w)
+        to_close.append(status_w)
+        # Whoever forks first must not inherit another thread's half-made pipes: all fds are
+        # O_CLOEXEC (Python's default) and the child closes everything it does not own.
+        lifeline: int | None
         if plan.mode is Mode.ROOT:
-            pid, lifeline_fd = fork_root(spec, plan, child_stdio, status_w)
-            lifeline: int | None = lifeline_fd
+            pid, lifeline = fork_root(spec, plan, child_stdio, status_w)
         else:
             pid, lifeline = fork_rootless(spec, plan, child_stdio, status_w)
-    except BaseException:
-        for fd in (*to_close, status_r, *parent_fds):
+        if lifeline is not None:
+            opened.append(lifeline)
+        for fd in to_close:
             os.close(fd)
-        if stdin_data:
-            os.close(stdin_data[0])
+            opened.remove(fd)
+        after = None
+        if plan.fs is Filesystem.COPY and plan.upper and plan.baseline \
+                and plan.mode is Mode.ROOT:
+            upper, base = plan.upper, plan.baseline
+
+            def after() -> None:  # rootless: C1 does this inside the user namespace
+                if os.path.exists(base):  # else pid 1 failed before the copy was complete
+                    tree.to_overlay_upper(upper, tree.load_baseline(base),
+                                          "trusted.overlay.opaque")
+
+        return Process(spec, pid, status_r, parent_fds, stdin_data, tmpdir, lifeline,
+                       plan.fs.value, after)
+    except BaseException as exc:
+        # Nothing half-made survives: the child (if any) is killed and reaped, every
+        # descriptor this call opened is closed and the temporary work directory removed.
+        if pid is not None:
+            try_kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        for fd in opened:
+            os.close(fd)
+        if tmpdir:
+            shutil.rmtree(tmpdir, ignore_errors=True)
+        if isinstance(exc, OSError):
+            raise SandboxError(f"cannot start the sandbox: {describe(exc)}",
+                               hint="the machine may be out of processes or descriptors "
+                                    "(ulimit -u, ulimit -n)") from None
         raise
-    for fd in to_close:
-        os.close(fd)
-    after = None
-    if plan.fs is Filesystem.COPY and plan.upper and plan.baseline and plan.mode is Mode.ROOT:
-        upper, base = plan.upper, plan.baseline
-
-        def after() -> None:  # rootless: C1 does this inside the user namespace
-            if os.path.exists(base):  # else pid 1 failed before the copy was complete
-                tree.to_overlay_upper(upper, tree.load_baseline(base),
-                                      "trusted.overlay.opaque")
-
-    return Process(spec, pid, status_r, parent_fds, stdin_data, tmpdir, lifeline,
-                   plan.fs.value, after)
 
 
 def changes(spec: SandboxSpec, result: ExecResult) -> tuple[Change, ...]:

@@ -81,6 +81,23 @@ SCRIPT = textwrap.dedent("""
                                    "while :; do sleep 0.05; done")), stdout=on_line)
     threading.Timer(0.1, lambda: ready.wait(10) and proc.signal(signal.SIGTERM)).start()
     r["signalled"] = [proc.wait().exit_code, lines]
+    # The sandbox keeps none of the caller's descriptors: a pipe the caller had open at
+    # start() (another thread's, another sandbox's status pipe) reaches EOF once the caller
+    # closes it, while the step still runs.
+    import select
+    held_r, held_w = os.pipe()
+    up, work = base / "fd-u", base / "fd-w"
+    up.mkdir(); work.mkdir()
+    started = threading.Event()
+    proc = start(SandboxSpec(lowers=(str(rootfs),), upper=str(up), work=str(work),
+                             argv=("/bin/sh", "-c", "echo ready; sleep 30")),
+                 stdout=lambda line: started.set())
+    threading.Thread(target=proc.wait, daemon=True).start()
+    started.wait(10)
+    os.close(held_w)
+    r["caller_fd_released"] = bool(select.select([held_r], [], [], 5)[0])
+    proc.kill()
+    proc.wait()
     # A timeout kills everything the step started; no process survives.
     marker = f"7{os.getpid()}1"
     timed = sh(f"sleep {marker} & sleep {marker}", timeout=0.5)
@@ -167,6 +184,7 @@ def _common_checks(r: dict, filesystem: str = "overlayfs-userxattr") -> None:
     assert r["diff"]["stubs"]  # /proc, /dev ... were created and are not in the changes
     assert r["mounts_unchanged"]
     assert r["signalled"] == [7, ["ready\n", "got\n"]]
+    assert r["caller_fd_released"]
     assert r["timeout"] == [137, []]
 
 

@@ -23,6 +23,17 @@ def test_bad_durations(bad: str) -> None:
         go.parse_duration(bad)
 
 
+@pytest.mark.parametrize("text", ["", " 3", "3 ", "1_0", "0x10", "٣", "2147483648", "1e3"])
+def test_parse_int_rejects_what_go_rejects(text: str) -> None:
+    with pytest.raises(ValueError, match="strconv.ParseInt"):
+        go.parse_int(text, 32)
+
+
+def test_parse_int_accepts_signs_and_the_32_bit_range() -> None:
+    assert [go.parse_int(t, 32) for t in ("+7", "-2147483648", "2147483647", "007")] == [
+        7, -2147483648, 2147483647, 7]
+
+
 def test_quote_and_quote_rune() -> None:
     assert go.quote('a"b\\c\n\x01é') == '"a\\"b\\\\c\\n\\x01é"'
     assert go.quote_rune(0) == "'\\x00'" and go.quote_rune(3) == "'\\x03'"

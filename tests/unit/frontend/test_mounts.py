@@ -40,6 +40,10 @@ def test_aliases_flags_and_expansion() -> None:
     ("target=/x,sharing=locked", "invalid cache sharing set for bind mount"),
     ("target=/x,mode=0755", 'mode not allowed for "bind" type mounts'),
     ("type=cache,target=/x,mode=9", "invalid value 9 for mode"),
+    # Go's strconv.ParseUint takes digits only (Python's int() would take these).
+    ("type=cache,target=/x,uid=1_000", "invalid value 1_000 for uid"),
+    ("type=cache,target=/x,gid=+5", "invalid value \\+5 for gid"),
+    ("type=cache,target=/x,mode=0o755", "invalid value 0o755 for mode"),
     ("type=secret", "invalid secret mount"),
     ("type=secret,id=a,from=b", "secret mount should not have a from"),
     ("target=/x,ro=perhaps", "invalid value for ro: perhaps"),

@@ -188,6 +188,22 @@ def test_healthcheck_and_history_formats() -> None:
     ]
 
 
+def test_healthcheck_zero_values_mean_default() -> None:
+    # BuildKit's parseHealthcheck: a zero duration and --retries=0 are accepted and stored as
+    # 0 (the runtime's default); only negative retries and 0 < d < 1ms are errors.
+    p = _plan("FROM scratch\nHEALTHCHECK --interval=0s --timeout=0 --retries=0 CMD true\n")
+    hc = p.stages[0].config.healthcheck
+    assert hc is not None
+    assert (hc.test, hc.interval, hc.timeout, hc.retries) == (("CMD-SHELL", "true"), 0, 0, 0)
+
+
+@pytest.mark.parametrize("retries", ["1_0", "4294967296"])
+def test_healthcheck_retries_is_a_go_int32(retries: str) -> None:
+    # strconv.ParseInt(v, 10, 32): Python's int() would take "1_0" as 10 and any size.
+    with pytest.raises(DockerfileError, match="HEALTHCHECK --retries: invalid number"):
+        _plan(f"FROM scratch\nHEALTHCHECK --retries={retries} CMD true\n")
+
+
 # --------------------------------------------------------------------------- stages and DAG
 
 

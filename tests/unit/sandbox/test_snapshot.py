@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from builder.oci.layers import ChangeKind
+from builder.sandbox import SandboxError
 from builder.snapshot import changes, container_ids
 
 
@@ -26,6 +27,25 @@ def test_plain_files_dirs_and_symlinks_are_adds_sorted(tmp_path: Path) -> None:
     assert [(c.path, c.kind) for c in cs] == [
         ("a", "add"), ("b", "add"), ("b-x", "add"), ("b/c", "add"), ("b/c/f", "add")]
     assert cs[0].source == str(up / "a")
+
+
+def test_an_unreadable_directory_is_an_error_not_a_smaller_layer(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Rootless, a mode-700 directory owned by a subordinate id cannot be listed by the caller;
+    # root bypasses the permission, so the refusal is simulated where os.walk lists it.
+    up = tmp_path / "up"
+    (up / "srv" / "secret").mkdir(parents=True)
+    (up / "srv" / "secret" / "f").write_text("x")
+    real_scandir = os.scandir
+
+    def scandir(path: str) -> object:
+        if os.fspath(path).endswith("secret"):
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    with pytest.raises(SandboxError, match="cannot read the step's changes: Permission denied"):
+        changes(str(up))
 
 
 def test_whiteout_device_is_a_deletion(tmp_path: Path) -> None:
