@@ -16,8 +16,9 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from builder import events
+from builder import buildrecord, events
 from builder.digest import Fingerprint
 from builder.errors import Diagnostic, DockerfileError, ImageError, Severity, UsageError
 from builder.executor import ResolvedImage, SolveOptions, StepFailed, commit_stage, solve
@@ -198,6 +199,32 @@ def _created(store: Store, bp: BuildPlan, root_key: str, opts: BuildOptions) -> 
     return created
 
 
+def _save_record(store: Store, bp: BuildPlan, results: Mapping[StepId, Any],
+                 names: Mapping[StepId, str], opts: BuildOptions, text: str,
+                 result: BuildResult) -> None:
+    """Remember what this build depended on for the warm-rebuild fast path
+    (builder.buildrecord); skipped when a base image came from a file reference."""
+    images: list[tuple[str, str]] = []
+    contexts: list[tuple[str, tuple[str, ...], tuple[str, ...], str]] = []
+    for sid, res in results.items():
+        step = bp.steps[sid]
+        if isinstance(step, ImageSource) and not step.is_scratch:
+            if parse(step.ref).transport is not Transport.NAME or res.base is None:
+                return
+            images.append((step.ref, str(res.base.manifest_digest)))
+        elif isinstance(step, ContextSource):
+            contexts.append((sid, step.includes, step.excludes, res.key))
+    shown = tuple(names[sid] for sid in bp.topological(bp.target_stage.root)
+                  if sid in names and not isinstance(bp.steps[sid], ContextSource | ImageSource))
+    key = buildrecord.request_key(
+        dockerfile_text=text.encode(), dockerfile_path=opts.dockerfile, context=opts.context,
+        build_args=opts.build_args, environ=opts.environ, target=opts.target,
+        labels=opts.labels, source_date_epoch=opts.source_date_epoch)
+    buildrecord.save(store, key, buildrecord.BuildRecord(
+        result.manifest_digest, result.config_digest, tuple(sorted(images)),
+        tuple(sorted(contexts)), shown))
+
+
 def build(store: Store, opts: BuildOptions, sink: events.Sink = events.discard) -> BuildResult:
     """Run one build (see the module docstring)."""
     t0 = time.monotonic()
@@ -278,6 +305,8 @@ def build(store: Store, opts: BuildOptions, sink: events.Sink = events.discard) 
                 "image.name": ",".join(names_out)}
         atomic_write(Path(opts.metadata_file),
                      (json.dumps(meta, indent=2, sort_keys=True) + "\n").encode())
+    if not opts.no_cache and opts.pull != "always":
+        _save_record(store, bp, solution.results, names, opts, text, result)
     sink(events.BuildFinished(manifest_digest, result.config_digest, result.duration,
                               solution.stats.cached, solution.stats.total))
     return result

@@ -45,13 +45,15 @@ class _KeyLocks:
 _LOCKS = _KeyLocks()
 
 
-def layer_dir_key(diff_id: Digest) -> str:
-    return f"layer-{diff_id.hex}"
+def layer_dir_key(diff_id: Digest, copy: int = 0) -> str:
+    return f"layer-{diff_id.hex}" + (f"-{copy}" if copy else "")
 
 
-def layer_dir(store: Store, diff_id: Digest) -> Path:
-    """The overlay lower directory of layer `diff_id`, unpacking it on first use (atomic)."""
-    key = layer_dir_key(diff_id)
+def layer_dir(store: Store, diff_id: Digest, copy: int = 0) -> Path:
+    """The overlay lower directory of layer `diff_id`, unpacking it on first use (atomic).
+    `copy` > 0 names an extra, separate unpacking: overlayfs refuses the same directory twice
+    in one stack (ELOOP), and an image may hold the same layer at two positions."""
+    key = layer_dir_key(diff_id, copy)
     path = store.rootfs_path(key)
     if path.is_dir():
         return path
@@ -104,6 +106,17 @@ def _rmtree(path: Path) -> None:
     import shutil
 
     shutil.rmtree(path, ignore_errors=True)
+
+
+def stack_dirs(store: Store, layers: Sequence[Digest]) -> list[Path]:
+    """Overlay lower directories for a layer stack (base first), each directory used once."""
+    seen: dict[Digest, int] = {}
+    out = []
+    for d in layers:
+        n = seen.get(d, -1) + 1
+        seen[d] = n
+        out.append(layer_dir(store, d, n))
+    return out
 
 
 def flat_dir(store: Store, layers: Sequence[Digest]) -> Path:

@@ -34,7 +34,7 @@ from builder.executor.rootfs import (
     adopt_layer_dir,
     empty_dir,
     flat_dir,
-    layer_dir,
+    stack_dirs,
 )
 from builder.graph import (
     ContextSource,
@@ -199,8 +199,7 @@ class Worker:
     # --- filesystems -------------------------------------------------------------------------
     def lowers(self, layers: Sequence[Digest]) -> list[Path]:
         """Overlay lower directories for a stack (an empty dir for scratch)."""
-        dirs = [layer_dir(self.store, d) for d in layers]
-        return dirs or [empty_dir(self.store)]
+        return stack_dirs(self.store, layers) or [empty_dir(self.store)]
 
     def _commit_tree(self, tree: Path) -> Digest | None:
         """Write a staging tree as a layer (None when it is empty) and keep it as the layer's
