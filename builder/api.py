@@ -121,16 +121,17 @@ class ImageResolver:
                 raise ImageError(f"{ref_text}: no image found")
             digest = loaded[0].manifest.digest
         else:
-            digest = ref.digest if ref.digest is not None and self.store.has_blob(ref.digest) \
+            found = ref.digest if ref.digest is not None and self.store.has_blob(ref.digest) \
                 else self.store.get_image(ref.name)
-            if digest is None or self.pull == "always":
-                hint = ("load it first: `pybuild load FILE`, `pybuild import ROOTFS NAME`, or "
-                        "name a file: FROM oci-layout://DIR:TAG / oci-archive:FILE / "
-                        "docker-archive:FILE")
-                if digest is None:
-                    raise ImageError(f"base image {ref.familiar} is not in the store "
-                                     "(pulling from registries is not supported yet)",
-                                     hint=hint)
+            if found is None:
+                # --pull=always cannot be honoured without a registry client: the stored
+                # image is used (pulling is the registry module's job, not written yet).
+                raise ImageError(f"base image {ref.familiar} is not in the store "
+                                 "(pulling from registries is not supported yet)",
+                                 hint="load it first: `pybuild load -i FILE`, `pybuild import "
+                                 "ROOTFS -t NAME`, or name a file: FROM oci-layout://DIR:TAG, "
+                                 "oci-archive:FILE or docker-archive:FILE")
+            digest = found
         plat = None
         if platform is not None:
             plat = Platform(platform.os, platform.architecture, platform.variant)

@@ -165,6 +165,33 @@ class LayerView:
                 cur = full
         return None
 
+    def layers_of(self, rel: str) -> list[Path]:
+        """The host paths of directory `rel` in every layer whose content shows through at
+        that path, TOPMOST FIRST (stops below an opaque directory, a whiteout or a
+        non-directory). Merge them lowest first to get the merged directory."""
+        parts = [p for p in rel.split("/") if p and p != "."]
+        out: list[Path] = []
+        for layer in reversed(self.lowers):
+            cur, hides, found = layer, False, True
+            for i, comp in enumerate(parts):
+                full = cur / comp
+                try:
+                    st = os.lstat(full)
+                except (FileNotFoundError, NotADirectoryError):
+                    found = False
+                    break
+                if not stat.S_ISDIR(st.st_mode):
+                    found, hides = False, True   # a whiteout or a file hides what lies below
+                    break
+                if _is_opaque(full):
+                    hides = True
+                cur = full
+            if found:
+                out.append(cur)
+            if hides:
+                break
+        return out
+
     def resolve(self, rel: str) -> str:
         """`rel` with every symlink among its components followed inside the root (absolute
         targets re-rooted, `..` clamped at the root), as a clean relative path. The last

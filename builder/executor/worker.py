@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from builder import events
-from builder.context import BuildContext
+from builder.context import BuildContext, has_magic
 from builder.digest import Digest
 from builder.errors import BuildFailed, PybuildError
 from builder.executor import cachekey
@@ -340,6 +340,12 @@ class Worker:
                 ctx = src.context
                 if opts.owner is None:
                     opts.owner = (0, 0)
+            elif not step.excludes and not any(has_magic(p) for p in step.sources) \
+                    and src.layers:
+                # COPY --from a stage or image: read its layer directories in place (overlay
+                # rules) instead of flattening the whole source filesystem first.
+                self._copy_from_layers(sid, step, src, stager, opts)
+                return self._commit_tree(staging)
             else:
                 root = self._source_root(src)
                 assert root is not None
@@ -396,6 +402,35 @@ class Worker:
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
+
+    def _copy_from_layers(self, sid: StepId, step: Copy, src: StepResult, stager: Stager,
+                          opts: CopyOptions) -> None:
+        lowers = self.lowers(src.layers)
+        view = LayerView(lowers)
+        dest = step.dest
+        many = len(step.sources) > 1
+        for pattern in step.sources:
+            rel = view.resolve(pattern.strip("/"))
+            host = view.lookup(rel)
+            if host is None:
+                raise StepFailed(sid, f"failed to compute cache key: \"/{pattern.strip('/')}\""
+                                 ": not found",
+                                 hint="check the path exists in the source stage or image")
+            if os.path.isdir(host) and not os.path.islink(host):
+                target = stager.ensure_dir(dest, owner=opts.owner)
+                for layer_host in reversed(view.layers_of(rel)):
+                    stager.merge_layer_dir(layer_host, target, opts)
+                continue
+            name = os.path.basename(rel)
+            if dest.endswith("/") or many or stager.dest_is_dir(dest):
+                parent = stager.ensure_dir(dest, owner=opts.owner)
+                out = f"{parent}/{name}" if parent else name
+            else:
+                clean = dest.rstrip("/")
+                parent = stager.ensure_dir(os.path.dirname(clean))
+                base_name = os.path.basename(clean)
+                out = f"{parent}/{base_name}" if parent else base_name
+            stager.copy_entry(str(host), out, opts)
 
     # --- WORKDIR -------------------------------------------------------------------------------
     def _mkdir(self, sid: StepId, step: Mkdir, base: StepResult) -> Digest | None:
