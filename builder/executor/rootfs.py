@@ -173,7 +173,7 @@ class LayerView:
         out: list[Path] = []
         for layer in reversed(self.lowers):
             cur, hides, found = layer, False, True
-            for i, comp in enumerate(parts):
+            for comp in parts:
                 full = cur / comp
                 try:
                     st = os.lstat(full)
