@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -61,36 +62,60 @@ def main() -> int:
             parse(text, path, strict=strict)
 
     one = median_time(parse_all, opts.rounds)
-    print(f"corpus: {len(files)} files, {lines} lines")
+    cpu = []
+    for _ in range(opts.rounds):  # CPU time: less sensitive to other load on the machine
+        t = time.process_time()
+        parse_all()
+        cpu.append(time.process_time() - t)
+    print(f"corpus: {len(files)} files, {lines} lines; load average {os.getloadavg()[0]:.1f}")
     print(f"import + grammar build (first process use): {startup * 1000:.1f} ms")
     print(f"in one process, whole corpus (median of {opts.rounds}): {one * 1000:.1f} ms "
-          f"= {lines / one:,.0f} lines/s, {one / len(files) * 1000:.2f} ms/file")
+          f"= {lines / one:,.0f} lines/s, {one / len(files) * 1000:.2f} ms/file; "
+          f"CPU {statistics.median(cpu) * 1000:.1f} ms")
 
     sample = [files[i] for i in range(0, len(files), max(1, len(files) // opts.invocations))]
     sample = sample[: opts.invocations]
     env = dict(os.environ, PYTHONPATH=str(ROOT))
 
+    cpu_of: dict[str, float] = {}
+
     def run(cmd: list[str]) -> float:
-        times = []
+        """Median wall time per invocation; the median CPU time (user + system of the child,
+        steadier when other work shares the machine) goes to cpu_of."""
+        times, cpus = [], []
         for path in sample:
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
             t = time.perf_counter()
-            subprocess.run([*cmd, str(path)] if cmd[-1] != "{}" else
-                           [c if c != "{}" else str(path) for c in cmd],
+            subprocess.run([c if c != "{}" else str(path) for c in cmd],
                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                            check=False)
             times.append(time.perf_counter() - t)
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpus.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+        cpu_of[" ".join(cmd[:3])] = statistics.median(cpus)
         return statistics.median(times)
 
-    bare = run([sys.executable, "-c", "pass", "{}"])
-    ours = run([sys.executable, "-m", "builder", "parse", "-f", "{}"])
+    def cpu(cmd: list[str]) -> str:
+        return f"(CPU {cpu_of[' '.join(cmd[:3])] * 1000:.0f} ms)"
+
+    bare_cmd = [sys.executable, "-c", "pass", "{}"]
+    api_cmd = [sys.executable, "-c",
+               "import sys; from builder.syntax import parse_file; parse_file(sys.argv[1])",
+               "{}"]
+    cli_cmd = [sys.executable, "-m", "builder", "parse", "-f", "{}"]
+    bare, api, ours = run(bare_cmd), run(api_cmd), run(cli_cmd)
     print(f"per invocation (median of {len(sample)} files):")
-    print(f"  python3 -c pass (interpreter start):   {bare * 1000:7.1f} ms")
-    print(f"  python3 -m builder parse -f FILE:      {ours * 1000:7.1f} ms")
+    print(f"  python3 -c pass (interpreter start):   {bare * 1000:7.1f} ms {cpu(bare_cmd)}")
+    print(f"  parse_file(FILE) via python3 -c:       {api * 1000:7.1f} ms {cpu(api_cmd)}"
+          "  parser alone")
+    print(f"  python3 -m builder parse -f FILE:      {ours * 1000:7.1f} ms {cpu(cli_cmd)}"
+          "  + the typer app")
     hadolint = shutil.which("hadolint")
     if hadolint:
-        peer = run([hadolint, "--no-fail", "{}"])
-        print(f"  hadolint FILE (parse + lint, peer):    {peer * 1000:7.1f} ms")
-        print(f"  ratio pybuild parse / hadolint:        {ours / peer:7.2f}x")
+        peer_cmd = [hadolint, "--no-fail", "{}"]
+        peer = run(peer_cmd)
+        print(f"  hadolint FILE (parse + lint, peer):    {peer * 1000:7.1f} ms {cpu(peer_cmd)}")
+        print(f"  ratio pybuild parse / hadolint (wall): {ours / peer:7.2f}x")
     else:
         print("  hadolint not installed: no peer ratio")
     return 0

@@ -5,13 +5,15 @@ Contracts (pure data, layer 1 — no I/O, no Dockerfile syntax):
 
 - A Step is a frozen dataclass. Its inputs are other steps, referenced by StepId in its fields
   (`root`, `source`, `Mount.source`). `Step.inputs` lists them in a fixed order.
-- `step_id(step)` is the xxh3-128 of a canonical encoding (sorted-key JSON, every field, the
-  step kind and a schema version). Input StepIds are part of that encoding, so an id names the
-  whole history that leads to a step. Source spans are NOT part of a step; they live in the side
-  map `BuildPlan.spans`, so editing a comment or moving an instruction never changes an id.
-- All paths in steps are absolute and already expanded (no `$VAR` left); `Exec.argv` is the final
-  argv (shell form already wrapped with the active SHELL); `Exec.env` is the complete process
-  environment (image ENV + ARGs in scope, ARGs not persisted in the image config).
+- `step_id(step)` is the xxh3-128 of a canonical encoding (sorted-key JSON, every field except
+  a kind's `_uncached_fields`, the step kind and a schema version). Input StepIds are part of
+  that encoding, so an id names the whole history that leads to a step. Source spans are NOT
+  part of a step; they live in the side map `BuildPlan.spans`, so editing a comment or moving
+  an instruction never changes an id.
+- All paths in steps are absolute and already expanded (no `$VAR` left, except a RUN script,
+  which the shell expands); `Exec.argv` is the final argv (shell form already wrapped with the
+  active SHELL); `Exec.env` + `Exec.proxy_env` is the complete process environment (image ENV
+  and ARGs in scope; ARGs are never persisted in the image config).
 - Metadata-only instructions (ENV, LABEL, CMD, ENTRYPOINT, EXPOSE, USER, VOLUME, STOPSIGNAL,
   HEALTHCHECK, SHELL, ONBUILD, MAINTAINER, ARG) create no step: they change the stage's
   `ImageConfig` and add a `HistoryEntry` with `empty_layer=True`.
@@ -27,6 +29,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, NewType
 
 from builder.digest import Fingerprint
+from builder.errors import Diagnostic
 from builder.source import Span
 
 StepId = NewType("StepId", str)
@@ -490,7 +493,7 @@ class BuildPlan:
     spans: Mapping[StepId, Span] = field(default_factory=dict)
     context_excludes: tuple[str, ...] = ()
     build_args: tuple[tuple[str, str], ...] = ()
-    warnings: tuple[Any, ...] = ()
+    warnings: tuple[Diagnostic, ...] = ()
 
     @property
     def target_stage(self) -> Stage:

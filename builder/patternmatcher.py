@@ -23,6 +23,7 @@ from __future__ import annotations
 import posixpath
 import re
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 
@@ -256,39 +257,68 @@ def _python_regex(go_source: str) -> re.Pattern[str]:
 
 @dataclass(slots=True)
 class Pattern:
-    """One pattern: `cleaned` (without `!`), whether it is an `exclusion`, and its matcher."""
+    """One pattern: `cleaned` (without `!`), whether it is an `exclusion`, and its matcher
+    (compiled on first use, as patternmatcher does)."""
 
     cleaned: str
     exclusion: bool
     dirs: int
     match_type: MatchType | None = None
     regexp: re.Pattern[str] | None = None
+    _fn: Callable[[str], bool] | None = None
     _bad: bool = False
 
     def match(self, path: str) -> bool:
         """Match one path against this pattern alone; raises BadPattern (every time) when the
         pattern cannot be compiled."""
-        if self.match_type is None and not self._bad:
-            try:
-                self.match_type, source = compile_pattern(self.cleaned)
-                if self.match_type is MatchType.REGEXP:
-                    self.regexp = _python_regex(source)
-            except BadPattern:
-                self._bad = True
-                self.match_type = None
-        if self._bad or self.match_type is None:
+        fn = self._fn
+        if fn is None:
+            fn = self._compile()
+        return fn(path)
+
+    def _compile(self) -> Callable[[str], bool]:
+        if self._bad:
             raise BadPattern(f"syntax error in pattern {self.cleaned!r}")
-        if self.match_type is MatchType.EXACT:
-            return path == self.cleaned
-        if self.match_type is MatchType.PREFIX:
-            return path.startswith(self.cleaned[:-2])
-        if self.match_type is MatchType.SUFFIX:
-            suffix = self.cleaned[2:]
-            if path.endswith(suffix):
-                return True
-            return suffix[:1] == SEP and path == suffix[1:]  # **/foo matches foo
-        assert self.regexp is not None
-        return self.regexp.match(path) is not None
+        try:
+            kind, source = compile_pattern(self.cleaned)
+            regexp = _python_regex(source) if kind is MatchType.REGEXP else None
+        except BadPattern:
+            self._bad = True
+            raise BadPattern(f"syntax error in pattern {self.cleaned!r}") from None
+        self.match_type, self.regexp = kind, regexp
+        cleaned = self.cleaned
+        fn: Callable[[str], bool]
+        if kind is MatchType.EXACT:
+            fn = cleaned.__eq__
+        elif kind is MatchType.PREFIX:
+            prefix = cleaned[:-2]  # strip the trailing **
+            fn = lambda path: path.startswith(prefix)  # noqa: E731
+        elif kind is MatchType.SUFFIX:
+            suffix = cleaned[2:]  # strip the leading **
+            bare = suffix[1:] if suffix[:1] == SEP else None  # **/foo matches foo
+
+            def fn(path: str) -> bool:
+                return path.endswith(suffix) or path == bare
+        else:
+            assert regexp is not None
+            rx_match = regexp.match
+            fn = lambda path: rx_match(path) is not None  # noqa: E731
+        self._fn = fn
+        return fn
+
+
+def _parents(path: str) -> list[str]:
+    """`a/b/c` → [`a`, `a/b`] (filepath.Dir split on the separator, "." → none)."""
+    parent = posixpath.dirname(path)
+    if parent in ("", "."):
+        return []
+    out = []
+    index = parent.find(SEP)
+    while index != -1:
+        out.append(parent[:index])
+        index = parent.find(SEP, index + 1)
+    out.append(parent)
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -322,16 +352,17 @@ class PatternMatcher:
     def matches_or_parent_matches(self, path: str) -> bool:
         """True when `path` (slash-separated, relative) or one of its parents is matched."""
         matched = False
-        parent = posixpath.dirname(path) or "."
-        parent_dirs = parent.split(SEP)
+        prefixes: list[str] | None = None  # the parent directories, top first, built once
         for pattern in self.patterns:
             # An inclusion cannot change a match, an exclusion cannot change a non-match.
             if pattern.exclusion != matched:
                 continue
             match = pattern.match(path)
-            if not match and parent != ".":
-                for i in range(len(parent_dirs)):
-                    if pattern.match(SEP.join(parent_dirs[: i + 1])):
+            if not match:
+                if prefixes is None:
+                    prefixes = _parents(path)
+                for prefix in prefixes:
+                    if pattern.match(prefix):
                         match = True
                         break
             if match:

@@ -48,7 +48,7 @@ def load_plan(file: str | None, context: str, target: str | None, build_args: li
               platform: str | None):
     """Read, parse and plan a Dockerfile the way `build` will (shared by graph and build)."""
     from builder.frontend import PlanOptions, plan
-    from builder.frontend.dockerignore import BadPattern, load_ignore
+    from builder.frontend.dockerignore import load_ignore
     from builder.syntax import parse
 
     ctx_dir = Path(context)
@@ -64,10 +64,7 @@ def load_plan(file: str | None, context: str, target: str | None, build_args: li
             raise UsageError(f"cannot read Dockerfile {path}: {err.strerror}",
                              hint="pass the Dockerfile with -f FILE") from None
     dockerfile = parse(text, path)
-    try:
-        _, ignore = load_ignore(ctx_dir, None if path == "-" else path)
-    except BadPattern as err:
-        raise UsageError(f".dockerignore: {err}") from None
+    _, ignore = load_ignore(ctx_dir, None if path == "-" else path)
     try:
         target_platform = Platform.parse(platform) if platform else None
     except ValueError as err:
@@ -92,7 +89,8 @@ def register(app: typer.Typer) -> None:
                                             help="NAME=VALUE, or NAME to take its value from "
                                                  "the environment. Repeatable."),
         platform: str = typer.Option(None, "--platform",
-                                     help="Target platform os/arch[/variant] (default: host)."),
+                                     help="Target platform, os/arch or os/arch/variant "
+                                          "(default: the host)."),
         format: GraphFormat = typer.Option(GraphFormat.dot, "--format",  # noqa: B008
                                            help="dot (Graphviz), mermaid, or json."),
     ) -> None:
@@ -107,4 +105,4 @@ def register(app: typer.Typer) -> None:
                   GraphFormat.json: to_json}[format]
         sys.stdout.write(render(plan, source))
         for warning in plan.warnings:
-            print(format_diagnostic(warning), file=sys.stderr)  # type: ignore[arg-type]
+            print(format_diagnostic(warning), file=sys.stderr)

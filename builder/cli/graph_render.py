@@ -90,23 +90,28 @@ def _all_steps(plan: BuildPlan) -> list[StepId]:
     return order
 
 
+def _dot_string(text: str) -> str:
+    """A DOT double-quoted string (escapes `"` and `\\`; newlines as `\\n`)."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
 def to_dot(plan: BuildPlan, source: SourceText | None = None) -> str:
     owner = _stage_members(plan)
     lines = ["digraph pybuild {", "  rankdir=TB;", '  node [shape=box, fontname="monospace"];']
     for st in plan.stages:
         pruned = st.index in plan.pruned
         lines.append(f"  subgraph cluster_{st.index} {{")
-        lines.append(f"    label={json.dumps(_stage_title(plan, st.index))};")
+        lines.append(f"    label={_dot_string(_stage_title(plan, st.index))};")
         lines.append('    style="dashed"; color="gray";' if pruned else '    style="rounded";')
         for sid, idx in owner.items():
             if idx == st.index:
                 attrs = ', fontcolor="gray", color="gray"' if pruned else ""
-                label = json.dumps(step_label(plan, sid, source))
+                label = _dot_string(step_label(plan, sid, source))
                 lines.append(f'    "{_short(sid)}" [label={label}{attrs}];')
         lines.append("  }")
     for sid in _all_steps(plan):
         if sid not in owner:
-            label = json.dumps(step_label(plan, sid, source))
+            label = _dot_string(step_label(plan, sid, source))
             lines.append(f'  "{_short(sid)}" [label={label}, shape=folder];')
     for sid in _all_steps(plan):
         for dep in plan.steps[sid].inputs:
@@ -162,5 +167,6 @@ def to_json(plan: BuildPlan, source: SourceText | None = None) -> str:
     edges = [[dep, sid] for sid in _all_steps(plan) for dep in plan.steps[sid].inputs]
     doc = {"target": plan.target, "pruned": list(plan.pruned), "stages": stages,
            "steps": steps, "edges": edges,
-           "warnings": [getattr(w, "message", str(w)) for w in plan.warnings]}
+           "warnings": [{"code": w.code, "severity": w.severity.value, "message": w.message,
+                         "span": str(w.span) if w.span else None} for w in plan.warnings]}
     return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"

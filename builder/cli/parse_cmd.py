@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from builder.cli.render import format_diagnostic
 from builder.errors import UsageError
 
 
@@ -44,6 +45,8 @@ def register(app: typer.Typer) -> None:
             raise UsageError(f"unexpected argument {source!r}",
                              hint="name the Dockerfile with -f PATH, or pass - for stdin")
         dockerfile = parse_file("-" if source == "-" else file, strict=strict)
+        for warning in dockerfile.warnings:
+            print(format_diagnostic(warning), file=sys.stderr)
         out = buildkit_dump(dockerfile) if format is Format.buildkit else json_dump(dockerfile)
         sys.stdout.buffer.write(out.encode("utf-8", "surrogateescape"))
         sys.stdout.flush()

@@ -7,10 +7,11 @@ import posixpath
 import re
 from collections.abc import Callable
 from dataclasses import replace
+from urllib.parse import urlsplit
 
 from builder.frontend import gocompat
 from builder.frontend.expand import ExpansionError, ShellLexer
-from builder.frontend.flags import FlagProblem, parse_flags
+from builder.frontend.flags import SPECS, FlagProblem, parse_flags
 from builder.frontend.mounts import MountProblem, parse_mount
 from builder.frontend.state import PROXY_ARGS, PlanContext, StageState
 from builder.graph import (
@@ -26,12 +27,15 @@ from builder.graph import (
     Mount,
     StepId,
 )
+from builder.source import Span
 from builder.syntax import nodes as n
 
 Converter = Callable[[PlanContext, StageState, n.Instruction], None]
 
 
-def flags_of(ctx: PlanContext, inst: n.Instruction, keyword: str | None = None) -> dict:
+def flags_of(ctx: PlanContext, inst: n.Instruction,
+             keyword: str | None = None) -> dict[str, object]:
+    """The instruction's flags checked against BuildKit's table; errors at the flag's span."""
     try:
         return parse_flags(inst, keyword)
     except FlagProblem as p:
@@ -41,12 +45,17 @@ def flags_of(ctx: PlanContext, inst: n.Instruction, keyword: str | None = None) 
 
 
 def _flag_hint(keyword: str) -> str:
-    from builder.frontend.flags import SPECS
-
     names = sorted(SPECS.get(keyword, {}))
     if not names:
         return f"{keyword} takes no flags"
     return f"{keyword} accepts: " + ", ".join("--" + x for x in names)
+
+
+def _list(flags: dict[str, object], name: str) -> tuple[str, ...]:
+    """The values of a repeatable flag (none when absent)."""
+    value = flags.get(name, ())
+    assert isinstance(value, tuple)
+    return value
 
 
 def _no_flags(ctx: PlanContext, inst: n.Instruction) -> None:
@@ -60,7 +69,7 @@ def normalize_workdir(current: str, new: str) -> str:
     """system.NormalizeWorkdir on Linux: relative paths chain onto the current dir."""
     if not new.startswith("/"):
         new = posixpath.join("/", current or "/", new)
-    return posixpath.normpath(new) if new not in ("", "/") else "/"
+    return _clean(new)
 
 
 def _clean(path: str) -> str:
@@ -90,20 +99,33 @@ def resolve_dest(workdir: str, dest: str) -> str:
 def convert_env(ctx: PlanContext, st: StageState, inst: n.Instruction) -> None:
     assert isinstance(inst, n.Env)
     _no_flags(ctx, inst)
-    parts = []
+    # Every pair is expanded with the environment from before this ENV (`ENV a=1 b=$a` sees
+    # the old `a`), as BuildKit expands the whole instruction before dispatching it.
+    _legacy_check(ctx, inst)
+    pairs = []
     for kv in inst.pairs:
         key = ctx.expand(kv.key, st.run_env, inst)
         value = ctx.expand(kv.value, st.run_env, inst)
         if not key:
             raise ctx.error("DF-ARGS", "ENV names can not be blank", kv.span or inst.span)
+        pairs.append((key, value))
+    for key, value in pairs:
         st.set_env(key, value)
-        parts.append(f"{key}={value}")
-    st.commit("ENV " + " ".join(parts))
+    st.commit("ENV " + " ".join(f"{k}={v}" for k, v in pairs))
+
+
+def _legacy_check(ctx: PlanContext, inst: n.Env | n.Label) -> None:
+    if any(kv.legacy for kv in inst.pairs):
+        kw = inst.keyword
+        ctx.warn("LegacyKeyValueFormat", f'"{kw} key=value" should be used instead of legacy '
+                 f'"{kw} key value" format', inst, f"write {kw} {inst.pairs[0].key}=…",
+                 "legacy-key-value-format")
 
 
 def convert_label(ctx: PlanContext, st: StageState, inst: n.Instruction) -> None:
     assert isinstance(inst, n.Label)
     _no_flags(ctx, inst)
+    _legacy_check(ctx, inst)
     parts = []
     for kv in inst.pairs:
         key = ctx.expand(kv.key, st.run_env, inst)
@@ -159,7 +181,7 @@ def _run_history(st: StageState, argv: tuple[str, ...]) -> str:
     return "RUN " + " ".join([*prefix, *argv])
 
 
-_HEREDOC_ONLY = re.compile(r"^<<-?\s*([\"']?)([^\s\"']+)\1\s*$")
+_HEREDOC_ONLY = re.compile(r"^[0-9]*<<-?\s*([\"']?)([^\s\"']+)\1\s*$")
 
 
 def convert_run(ctx: PlanContext, st: StageState, inst: n.Instruction) -> None:
@@ -173,7 +195,11 @@ def convert_run(ctx: PlanContext, st: StageState, inst: n.Instruction) -> None:
     if security not in ("sandbox", "insecure"):
         raise ctx.error("DF-FLAG", f'RUN: unsupported security mode "{security}"',
                         (inst.flag("security") or inst).span, hint="use sandbox or insecure")
-    mounts = [_mount(ctx, st, inst, v) for v in flags.get("mount", ())]  # type: ignore[union-attr]
+    if "device" in flags:
+        raise ctx.error("DF-UNSUPPORTED", "RUN --device (Dockerfile labs) is not supported by "
+                        "pybuild", (inst.flag("device") or inst).span,
+                        hint="remove --device, or build this Dockerfile with BuildKit")
+    mounts = [_mount(ctx, st, inst, v) for v in _list(flags, "mount")]
     cmd = inst.command
     if cmd.exec_form:
         argv: tuple[str, ...] = tuple(cmd.argv)
@@ -222,9 +248,12 @@ def _mount(ctx: PlanContext, st: StageState, inst: n.Instruction, value: object)
         m = parse_mount(str(value), lambda w: ctx.expand(w, st.run_env, inst))
     except MountProblem as p:
         raise ctx.error("DF-MOUNT", f"RUN --mount: {p}", span) from None
-    if m.target and not m.target.startswith("/"):
-        # Relative mount targets are relative to the working directory (dispatchRunMounts).
-        m.target = posixpath.join("/", st.working_dir or "/", m.target)
+    if not m.target.startswith("/"):
+        # Relative (or empty) mount targets are relative to the working directory, as
+        # dispatchRunMounts joins them; a cache mount's default id is its target.
+        m.target = posixpath.normpath(posixpath.join("/", st.working_dir or "/", m.target))
+    if m.type == "cache" and not m.id:
+        m.id = m.target
     source: StepId | None = None
     if m.type in ("bind", "cache") and m.from_:
         source = _from_source(ctx, st, inst, m.from_, span)
@@ -239,9 +268,9 @@ def _mount(ctx: PlanContext, st: StageState, inst: n.Instruction, value: object)
 
 
 def _from_source(ctx: PlanContext, st: StageState, inst: n.Instruction, ref: str,
-                 span: object) -> StepId:
+                 span: Span) -> StepId:
     """The filesystem a `--from`/`from=` names: an earlier stage's result or an image."""
-    index = ctx.stage_ref(ref, st, inst, span)  # type: ignore[arg-type]
+    index = ctx.stage_ref(ref, st, inst, span)
     if index is not None:
         st.deps.add(index)
         return ctx.stages[index].root
@@ -255,11 +284,13 @@ def _is_url(src: str) -> bool:
     return src.startswith(("http://", "https://"))
 
 
-_GIT_PREFIXES = ("git://", "git@", "github.com/")
+_GIT_PREFIXES = ("git://", "git@", "ssh://")
 
 
 def _git_ref(src: str) -> tuple[str, str, str] | None:
-    """(remote, ref, subdir) when `src` is a git URL BuildKit would clone, else None."""
+    """(remote, ref, subdir) when `src` is a git URL BuildKit would clone (gitutil.ParseGitRef:
+    git://, ssh://, git@host:…, or http(s) ending in .git; a bare `github.com/x/y` is
+    indistinguishable from a local path and stays local), else None."""
     if not (src.startswith(_GIT_PREFIXES) or (_is_url(src) and (
             src.split("#", 1)[0].endswith(".git")))):
         return None
@@ -268,7 +299,14 @@ def _git_ref(src: str) -> tuple[str, str, str] | None:
     return remote, ref, subdir
 
 
-def _copy_history(kind: str, flags: dict, sources: list[str], docs: list[str],
+def _url_filename(url: str) -> str:
+    """BuildKit names a downloaded file `path.Base(url.Path)`, or `__unnamed__`."""
+    path = urlsplit(url).path.rstrip("/")
+    base = path.rsplit("/", 1)[-1] if path else ""
+    return base if base not in ("", ".") else "__unnamed__"
+
+
+def _copy_history(kind: str, flags: dict[str, object], sources: list[str], docs: list[str],
                   dest: str) -> str:
     parts = [kind]
     if flags.get("parents"):
@@ -291,9 +329,14 @@ def convert_copy(ctx: PlanContext, st: StageState, inst: n.Instruction) -> None:
     is_add = isinstance(inst, n.Add)
     kind = "ADD" if is_add else "COPY"
     flags = flags_of(ctx, inst)
-    for key in ("chown", "chmod", "from", "checksum"):
+    for key in ("chown", "chmod", "checksum"):
         if key in flags:
             flags[key] = ctx.expand(str(flags[key]), st.run_env, inst)
+    if "from" in flags:
+        # Stage references are resolved before any stage runs (for pruning), so --from sees the
+        # global ARGs too; the stage's own values win.
+        scope = {k: v or "" for k, v in ctx.meta_args.items()} | st.run_env
+        flags["from"] = ctx.expand(str(flags["from"]), scope, inst)
     chmod = str(flags.get("chmod", ""))
     if chmod and not _CHMOD.match(chmod):
         raise ctx.error("DF-FLAG", f"{kind}: invalid --chmod value {chmod!r}",
@@ -323,7 +366,7 @@ def convert_copy(ctx: PlanContext, st: StageState, inst: n.Instruction) -> None:
             raise ctx.error("DF-FLAG", f"ADD: invalid --checksum {checksum!r}",
                             (inst.flag("checksum") or inst).span,
                             hint="expected sha256:<64 hex digits> (or a git commit)")
-    excludes = tuple(ctx.expand(str(x), st.run_env, inst) for x in flags.get("exclude", ()))
+    excludes = tuple(ctx.expand(str(x), st.run_env, inst) for x in _list(flags, "exclude"))
     # Fields every Copy step of this instruction shares; each source kind fills in the rest.
     template = Copy(root=st.root, source=None, sources=(), dest=dest,
                     chown=str(flags.get("chown", "")), chmod=chmod,
@@ -344,10 +387,7 @@ def convert_copy(ctx: PlanContext, st: StageState, inst: n.Instruction) -> None:
                                            checksum=checksum), inst.span)
                 sources: tuple[str, ...] = ("/",)
             else:
-                base = posixpath.basename(src.split("?", 1)[0].split("#", 1)[0].rstrip("/"))
-                fname = base if base not in ("", ".", "/") and "://" not in base else "__unnamed__"
-                if src.split("://", 1)[1].find("/") < 0:
-                    fname = "__unnamed__"
+                fname = _url_filename(src)
                 origin = ctx.add(HttpSource(url=src, checksum=checksum, filename=fname),
                                  inst.span)
                 sources = (fname,)
@@ -411,8 +451,14 @@ def convert_workdir(ctx: PlanContext, st: StageState, inst: n.Instruction) -> No
     assert isinstance(inst, n.Workdir)
     _no_flags(ctx, inst)
     path = ctx.expand(inst.path, st.run_env, inst)
+    if not st.workdir_set and path and not path.startswith("/"):
+        ctx.warn("WorkdirRelativePath", f"Relative workdir {gocompat.quote(path)} can have "
+                 "unexpected results if the base image changes", inst,
+                 "make the first WORKDIR of the stage absolute", "workdir-relative-path")
+    st.workdir_set = True
     if not path:
-        raise ctx.error("DF-ARGS", "WORKDIR requires a non-empty path", inst.span)
+        raise ctx.error("DF-ARGS", f"WORKDIR path {inst.path!r} is empty after variable "
+                        "expansion", inst.span, hint="give the variable a value (ARG/ENV)")
     wd = normalize_workdir(st.working_dir, path)
     st.working_dir = wd
     step = None
@@ -519,8 +565,7 @@ _MIN_DURATION = 1_000_000  # container.MinimumDuration: 1ms
 def convert_healthcheck(ctx: PlanContext, st: StageState, inst: n.Instruction) -> None:
     assert isinstance(inst, n.Healthcheck)
     if inst.command is None:
-        if inst.flags:
-            raise ctx.error("DF-FLAG", "HEALTHCHECK NONE takes no flags", inst.flags[0].span)
+        # BuildKit never parses the flags of HEALTHCHECK NONE: they are ignored.
         health = HealthConfig(test=("NONE",))
     else:
         flags = flags_of(ctx, inst)

@@ -9,15 +9,24 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from builder.errors import Diagnostic, Severity, UsageError
 from builder.patternmatcher import BadPattern, PatternMatcher, go_clean
+from builder.source import Span
 
-__all__ = ["BadPattern", "PatternMatcher", "find_ignore_file", "load_ignore", "read_ignore"]
+__all__ = ["BadPattern", "PatternMatcher", "find_ignore_file", "load_ignore", "read_ignore",
+           "read_ignore_lines"]
 
 _BOM = "\ufeff"
 
 
 def read_ignore(text: str) -> list[str]:
-    """Patterns of a .dockerignore file's text, as `ignorefile.ReadAll` returns them.
+    """See `read_ignore_lines`; the patterns only."""
+    return [pattern for _, pattern in read_ignore_lines(text)]
+
+
+def read_ignore_lines(text: str) -> list[tuple[int, str]]:
+    """(1-based line, pattern) of a .dockerignore file's text, the patterns as
+    `ignorefile.ReadAll` returns them.
 
     Lines are split like bufio.ScanLines (a trailing CR is dropped); a UTF-8 BOM on the first
     line is removed; lines starting with `#` are comments (only in column 1); every other line
@@ -25,7 +34,7 @@ def read_ignore(text: str) -> list[str]:
     the pattern is cleaned like `filepath.Clean` and a leading `/` is removed so absolute
     patterns are relative to the context root. `!` alone stays `!` (the matcher rejects it).
     """
-    out: list[str] = []
+    out: list[tuple[int, str]] = []
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()  # a final newline does not start another line
@@ -46,7 +55,7 @@ def read_ignore(text: str) -> list[str]:
             pattern = go_clean(pattern)
             if len(pattern) > 1 and pattern[0] == "/":
                 pattern = pattern[1:]
-        out.append("!" + pattern if invert else pattern)
+        out.append((number + 1, "!" + pattern if invert else pattern))
     return out
 
 
@@ -69,10 +78,22 @@ def find_ignore_file(context: str | os.PathLike[str], dockerfile: str | os.PathL
 def load_ignore(context: str | os.PathLike[str], dockerfile: str | os.PathLike[str] | None
                 ) -> tuple[Path | None, list[str]]:
     """Find and read the applicable ignore file: (its path or None, its patterns).
-    The patterns are validated (raises BadPattern for a malformed one)."""
+
+    Every pattern is validated now, so a malformed one is reported before the build: raises
+    UsageError with a diagnostic at the ignore file's FILE:LINE (code `DI-PATTERN`)."""
     path = find_ignore_file(context, dockerfile)
     if path is None:
         return None, []
-    patterns = read_ignore(path.read_text(encoding="utf-8", errors="surrogateescape"))
-    PatternMatcher(patterns)  # validate now, so a bad pattern is reported before the build
-    return path, patterns
+    text = path.read_text(encoding="utf-8", errors="surrogateescape")
+    entries = read_ignore_lines(text)
+    for line, pattern in entries:
+        try:
+            PatternMatcher([pattern])
+        except BadPattern as err:
+            raw = text.split("\n")[line - 1].rstrip("\r")
+            span = Span(str(path), line, 1, line, max(len(raw), 1) + 1)
+            message = f"invalid .dockerignore pattern {pattern!r}: {err}"
+            hint = "escape [ ] * ? with \\, and do not use a lone !"
+            diag = Diagnostic("DI-PATTERN", Severity.ERROR, message, span, hint, None, raw)
+            raise UsageError(message, hint=hint, diagnostics=(diag,)) from None
+    return path, [pattern for _, pattern in entries]

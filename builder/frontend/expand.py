@@ -51,11 +51,14 @@ class _Fail(Exception):
     """Internal: an expansion failure, wrapped with the word by ShellLexer.process."""
 
 
+# Go unicode.IsSpace: Latin-1 '\t\n\v\f\r ', U+0085, U+00A0, and the White_Space property.
+_SPACES = frozenset("\t\n\v\f\r \u0085\u00a0\u1680\u2028\u2029\u202f\u205f\u3000"
+                    + "".join(chr(c) for c in range(0x2000, 0x200B)))
+_SPACE_RUN = re.compile("[" + re.escape("".join(sorted(_SPACES))) + "]+")
+
+
 def _is_space(ch: str) -> bool:
-    # Go unicode.IsSpace: Latin-1 '\t\n\v\f\r ', U+0085, U+00A0; otherwise White_Space.
-    if ch <= "\u00ff":
-        return ch in "\t\n\v\f\r \u0085\u00a0"
-    return ch.isspace()
+    return ch in _SPACES
 
 
 def _is_digit(ch: str) -> bool:
@@ -106,6 +109,25 @@ class _Words:
         return self.words
 
 
+class _NoWords(_Words):
+    """Stands in for _Words when only the joined result is wanted (saves the per-character
+    word bookkeeping)."""
+
+    __slots__ = ()
+
+    def add_char(self, ch: str) -> None:
+        pass
+
+    def add_raw_char(self, ch: str) -> None:
+        pass
+
+    def add_string(self, text: str) -> None:
+        pass
+
+    def add_raw_string(self, text: str) -> None:
+        pass
+
+
 class ShellLexer:
     """BuildKit's `shell.Lex`. `raw_quotes` keeps quote characters in the output;
     `skip_unset` leaves references to unset variables as written (both off for Dockerfile
@@ -124,21 +146,27 @@ class ShellLexer:
         self._pos = 0
         self._env: Mapping[str, str] = {}
         self._raw_escapes = False
+        self._words_cls: type[_Words] = _Words
         self._matched: dict[str, None] = {}
         self._unmatched: dict[str, None] = {}
 
     # -- public ------------------------------------------------------------------------------
 
-    def process(self, word: str, env: Mapping[str, str]) -> Expansion:
-        """Expand `word` with `env`; raises ExpansionError (message as BuildKit's)."""
+    def process(self, word: str, env: Mapping[str, str], *, words: bool = True) -> Expansion:
+        """Expand `word` with `env`; raises ExpansionError (message as BuildKit's).
+        With `words=False` the result's `words` is left empty (faster)."""
+        if not any(c in word for c in ("$", "'", '"', self.escape)):
+            # Nothing to substitute, unquote or unescape: the word as is, split on spaces.
+            return Expansion(word, [w for w in _SPACE_RUN.split(word) if w] if words else [])
         self._text, self._pos, self._env = word, 0, env
+        self._words_cls = _Words if words else _NoWords
         self._raw_escapes = False
         self._matched, self._unmatched = {}, {}
         try:
-            result, words = self._process_stop_on(_EOF, False)
+            result, split = self._process_stop_on(_EOF, False)
         except _Fail as fail:
             raise ExpansionError(f"failed to process {_go_quote(word)}: {fail}") from None
-        return Expansion(result, words, list(self._matched), list(self._unmatched))
+        return Expansion(result, split, list(self._matched), list(self._unmatched))
 
     # -- scanner -----------------------------------------------------------------------------
 
@@ -156,7 +184,7 @@ class ShellLexer:
 
     def _process_stop_on(self, stop: str, raw_escapes: bool) -> tuple[str, list[str]]:
         result: list[str] = []
-        words = _Words()
+        words = self._words_cls()
         saved = self._raw_escapes
         self._raw_escapes = raw_escapes
         try:
@@ -474,7 +502,7 @@ def _go_quote(text: str) -> str:
 def expand(word: str, env: Mapping[str, str], escape: str = "\\") -> str:
     """Expand one word (quotes removed, escapes processed, variables substituted); raises
     ExpansionError."""
-    return ShellLexer(escape).process(word, env).result
+    return ShellLexer(escape).process(word, env, words=False).result
 
 
 def expand_words(text: str, env: Mapping[str, str], escape: str = "\\") -> list[str]:

@@ -17,7 +17,8 @@ class Kind(Enum):
 # Flags per instruction (BuildKit frontend/dockerfile/instructions/parse.go, Dockerfile 1.x).
 SPECS: dict[str, dict[str, Kind]] = {
     "FROM": {"platform": Kind.STRING},
-    "RUN": {"mount": Kind.LIST, "network": Kind.STRING, "security": Kind.STRING},
+    "RUN": {"mount": Kind.LIST, "network": Kind.STRING, "security": Kind.STRING,
+            "device": Kind.LIST},
     "COPY": {"from": Kind.STRING, "chown": Kind.STRING, "chmod": Kind.STRING,
              "link": Kind.BOOL, "parents": Kind.BOOL, "exclude": Kind.LIST},
     "ADD": {"chown": Kind.STRING, "chmod": Kind.STRING, "link": Kind.BOOL,

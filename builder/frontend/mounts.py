@@ -144,8 +144,6 @@ def parse_mount(value: str, expand: Callable[[str], str]) -> ParsedMount:
             raise MountProblem("ssh mount should not have a from")
         m.id = m.id or "default"
         m.target = m.target or "/run/buildkit/ssh_agent.0"
-    elif not m.target:
-        raise MountProblem(f"{m.type} mount requires a target")
-    if m.type == "cache" and not m.id:
-        m.id = m.target
+    # A bind/cache/tmpfs mount without a target mounts at the working directory (BuildKit
+    # joins "/", the workdir and the empty target); the caller resolves it, then the cache id.
     return m

@@ -25,9 +25,9 @@ class PlanOptions:
       platform (defaults to the build platform) for the automatic platform ARGs.
     - `resolver`: base image config lookup (network access is the caller's business).
     - `dockerignore`: the .dockerignore patterns already read (see dockerignore.read_ignore).
-    - `parse`: a function turning Dockerfile text into an AST (used for a base image's ONBUILD
-      triggers); None disables trigger execution with an error if a base image has any.
-    - `source_lines`: not needed — line texts come from the Dockerfile node's `text`.
+    - `parse`: `(text, path) -> Dockerfile`, used to parse a base image's ONBUILD triggers;
+      None means `builder.syntax.parse`.
+    Source lines for diagnostics come from the Dockerfile node's `text`.
     """
 
     build_args: tuple[tuple[str, str | None], ...] = ()

@@ -46,15 +46,21 @@ def plan(dockerfile: Dockerfile, options: PlanOptions | None = None) -> BuildPla
     for index, (node, body) in enumerate(stage_nodes):
         st = froms[index]
         live = index in reachable
+        mark = len(ctx.warnings)
         try:
             _dispatch(ctx, st, body, resolve=live)
         except DockerfileError as err:
             if live:
                 raise
+            del ctx.warnings[mark:]
             ctx.warnings.append(Diag("DF-PRUNED-STAGE", Severity.INFO,
                                      f"stage {st.label} (not needed for the target) could not "
                                      f"be planned: {err.message}", node.span))
+        else:
+            if not live:  # BuildKit checks only what it builds
+                del ctx.warnings[mark:]
         ctx.stages.append(st)
+    ctx.current = None
 
     _unused_build_args(ctx)
     stages = tuple(_freeze(st) for st in ctx.stages)
@@ -131,7 +137,7 @@ def _stages(ctx: PlanContext, stage_nodes: list[tuple[n.From, list[n.Instruction
     out: list[StageState] = []
     for index, (node, _) in enumerate(stage_nodes):
         flags = flags_of(ctx, node)
-        base = ctx.expand(node.image, meta_env, node)
+        base = _expand_from(ctx, node.image, meta_env, node)
         if not base:
             raise ctx.error("DF-FROM", f"base name ({node.image}) should not be blank", node.span,
                             hint="check the ARG used in this FROM has a value")
@@ -143,6 +149,12 @@ def _stages(ctx: PlanContext, stage_nodes: list[tuple[n.From, list[n.Instruction
                 raise ctx.error("DF-STAGE-NAME", f"invalid name for build stage: "
                                 f'"{node.stage_name}", name can\'t start with a number or '
                                 "contain symbols", span)
+            if name in ("context", "scratch"):
+                ctx.warnings.append(Diag(
+                    "ReservedStageName", Severity.WARNING,
+                    f"'{name}' is reserved and should not be used as a stage name", span,
+                    "rename the stage", "https://docs.docker.com/go/dockerfile/rule/"
+                    "reserved-stage-name/", ctx.source.line(span.line)))
             if name in ctx.by_name_all:
                 first = ctx.dockerfile_stages[ctx.by_name_all[name]]
                 raise ctx.error("DF-STAGE-DUP", f'duplicate stage name "{node.stage_name}" '
@@ -150,7 +162,12 @@ def _stages(ctx: PlanContext, stage_nodes: list[tuple[n.From, list[n.Instruction
                                 hint="give each stage a unique name")
         platform = ctx.target_platform
         if "platform" in flags:
-            text = ctx.expand(str(flags["platform"]), meta_env, node)
+            if str(flags["platform"]) in ("$TARGETPLATFORM", "${TARGETPLATFORM}"):
+                ctx.warn("RedundantTargetPlatform", "Setting platform to predefined "
+                         f"{flags['platform']} in FROM is redundant as this is the default "
+                         "behavior", node, "drop --platform from this FROM",
+                         "redundant-target-platform")
+            text = _expand_from(ctx, str(flags["platform"]), meta_env, node)
             pspan = (node.flag("platform") or node).span
             if not text:
                 raise ctx.error("DF-PLATFORM", f"empty platform value from expression "
@@ -168,6 +185,14 @@ def _stages(ctx: PlanContext, stage_nodes: list[tuple[n.From, list[n.Instruction
         if name is not None:
             ctx.by_name_all[name] = index
     return out
+
+
+def _expand_from(ctx: PlanContext, word: str, meta_env: dict[str, str], node: n.From) -> str:
+    """Expand a FROM word with the global scope, reporting undeclared names."""
+    result = ctx.process(word, meta_env, node)
+    for name in result.unmatched:
+        ctx.warn_undefined(name, node, list(meta_env), in_from=True)
+    return result.result
 
 
 def _target(ctx: PlanContext, froms: list[StageState]) -> int:
@@ -214,9 +239,13 @@ def _reachable(ctx: PlanContext, stage_nodes: list[tuple[n.From, list[n.Instruct
     deps: dict[int, set[int]] = {}
     for index, (_, body) in enumerate(stage_nodes):
         found: set[int] = set()
-        if froms[index].base_stage is not None:
-            found.add(froms[index].base_stage)  # type: ignore[arg-type]
-        for inst in body:
+        base = froms[index].base_stage
+        instructions = list(body)
+        if base is not None:
+            found.add(base)
+            # The base stage's ONBUILD triggers run in this stage: their --from count here.
+            instructions += [i.inner for i in stage_nodes[base][1] if isinstance(i, n.Onbuild)]
+        for inst in instructions:
             for ref in _from_refs(inst, meta_env, ctx):
                 if ref.isdigit():
                     if int(ref) < len(froms):
@@ -241,6 +270,7 @@ def _reachable(ctx: PlanContext, stage_nodes: list[tuple[n.From, list[n.Instruct
 def _dispatch(ctx: PlanContext, st: StageState, body: list[n.Instruction], *,
               resolve: bool) -> None:
     node = st.node
+    ctx.current = st
     if st.base_stage is not None:
         base = ctx.stages[st.base_stage]
         st.inherit(base)
@@ -254,7 +284,9 @@ def _dispatch(ctx: PlanContext, st: StageState, body: list[n.Instruction], *,
             info = ctx.options.resolver(st.base, st.platform)
             if info is not None:
                 st.load_config(info.config)
-                if st.node.flag("platform") is None and info.platform is not None:
+                # No platform asked for anywhere: follow the image's own (autoDetectPlatform).
+                if (st.node.flag("platform") is None and ctx.options.target_platform is None
+                        and info.platform is not None):
                     st.platform = info.platform
     if "PATH" not in st.env:  # BuildKit makes sure PATH is always set
         st.env["PATH"] = DEFAULT_PATH
@@ -310,7 +342,9 @@ def _freeze(st: StageState) -> Stage:
 def _unused_build_args(ctx: PlanContext) -> None:
     proxies = {p.lower() for p in PROXY_ARGS}
     for key in ctx.build_args:
-        if key in ctx.consumed or key.lower() in proxies:
+        # Proxies, BUILDKIT_* switches and SOURCE_DATE_EPOCH are read by the builder itself.
+        if (key in ctx.consumed or key.lower() in proxies or key.startswith("BUILDKIT_")
+                or key == "SOURCE_DATE_EPOCH"):
             continue
         ctx.warnings.append(Diag("DF-UNUSED-ARG", Severity.WARNING,
                                  f"build-arg {key} was not consumed by any ARG", None,

@@ -3,10 +3,11 @@ PlanContext shared by all stages (steps, spans, global ARGs, errors with spans).
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 
-from builder.errors import DockerfileError
-from builder.frontend.expand import ExpansionError, ShellLexer
+from builder.errors import Diagnostic, DockerfileError, Severity
+from builder.frontend.expand import Expansion, ExpansionError, ShellLexer
 from builder.frontend.options import PlanOptions
 from builder.graph import (
     HealthConfig,
@@ -58,6 +59,7 @@ class StageState:
     steps: list[StepId] = field(default_factory=list)
     history: list[HistoryEntry] = field(default_factory=list)
     cmd_set: bool = False
+    workdir_set: bool = False  # a WORKDIR ran in this stage or a base stage (not the image)
     deps: set[int] = field(default_factory=set)
     planned: bool = False
 
@@ -86,6 +88,7 @@ class StageState:
         self.load_config(base.config())
         self.author = base.author
         self.root = base.root
+        self.workdir_set = base.workdir_set
         self.history = list(base.history)
         self.platform = base.platform
 
@@ -145,10 +148,12 @@ class PlanContext:
         self.meta_args: dict[str, str | None] = {}
         self.build_args: dict[str, str] = {}
         self.consumed: set[str] = set()
-        self.warnings: list[object] = []
+        self.warnings: list[Diagnostic] = []
         self.target_platform = options.target_platform or options.build_platform
         self.dockerfile_stages: list[From] = []
         self.by_name_all: dict[str, int] = {}
+        self.current: StageState | None = None  # the stage being dispatched
+        self._reported: set[tuple[str, int, str]] = set()
 
     # -- errors -------------------------------------------------------------------------------
 
@@ -160,16 +165,58 @@ class PlanContext:
     # -- expansion ----------------------------------------------------------------------------
 
     def expand(self, word: str, env: dict[str, str], inst: Instruction | None) -> str:
-        try:
-            return self.lexer.process(word, env).result
-        except ExpansionError as err:
-            raise self.error("DF-EXPAND", err.message, inst.span if inst else None) from None
+        return self.process(word, env, inst, words=False).result
 
     def expand_words(self, text: str, env: dict[str, str], inst: Instruction) -> list[str]:
+        return self.process(text, env, inst).words
+
+    def process(self, word: str, env: dict[str, str], inst: Instruction | None, *,
+                words: bool = True) -> Expansion:
+        """Expand with the planner's lexer; errors at the instruction's span, and undefined
+        names reported as UndefinedVar when `env` is the current stage's."""
         try:
-            return self.lexer.process(text, env).words
+            result = self.lexer.process(word, env, words=words)
         except ExpansionError as err:
-            raise self.error("DF-EXPAND", err.message, inst.span) from None
+            raise self.error("DF-EXPAND", err.message, inst.span if inst else None) from None
+        st = self.current
+        if result.unmatched and st is not None and env is st.run_env and inst is not None:
+            declared = {key for key, _ in st.build_args}
+            for name in result.unmatched:
+                if name not in declared:
+                    self.warn_undefined(name, inst, [*st.run_env, *self.meta_args])
+        return result
+
+    def warn(self, code: str, message: str, inst: Instruction, hint: str, slug: str) -> None:
+        """Add a BuildKit build-check warning at `inst` (docs URL from the rule's slug)."""
+        line = self.source.line(inst.span.line) if inst.span.file == self.source.name else None
+        url = f"https://docs.docker.com/go/dockerfile/rule/{slug}/"
+        self.warnings.append(Diagnostic(code, Severity.WARNING, message, inst.span, hint, url,
+                                        line))
+
+    def warn_undefined(self, name: str, inst: Instruction, known: list[str], *,
+                       in_from: bool = False) -> None:
+        """BuildKit's UndefinedVar / UndefinedArgInFrom build checks, once per line and name.
+        Positional and special parameters (`$1`, `$@`) are left alone."""
+        if not (name[:1].isalpha() or name[:1] == "_"):
+            return
+        key = (inst.span.file, inst.span.line, name)
+        if key in self._reported:
+            return
+        self._reported.add(key)
+        guess = difflib.get_close_matches(name, known, n=1)
+        if in_from:
+            code, message = "UndefinedArgInFrom", f"FROM argument '{name}' is not declared"
+            url = "https://docs.docker.com/go/dockerfile/rule/undefined-arg-in-from/"
+            hint = f"did you mean {guess[0]}?" if guess else (
+                f"declare it with ARG {name} before the first FROM")
+        else:
+            code, message = "UndefinedVar", f"Usage of undefined variable '${name}'"
+            url = "https://docs.docker.com/go/dockerfile/rule/undefined-var/"
+            hint = f"did you mean ${guess[0]}?" if guess else (
+                f"declare it with ARG {name} or ENV {name}=… first")
+        line = self.source.line(inst.span.line) if inst.span.file == self.source.name else None
+        self.warnings.append(Diagnostic(code, Severity.WARNING, message, inst.span, hint, url,
+                                        line))
 
     # -- steps --------------------------------------------------------------------------------
 

@@ -4,7 +4,6 @@ missing or surplus arguments, bad stage names, HEALTHCHECK types, ONBUILD trigge
 
 from __future__ import annotations
 
-import difflib
 import re
 from typing import TYPE_CHECKING
 
@@ -36,6 +35,8 @@ def check(node: nodes.Instruction, raw: Raw, ctx: _Context) -> None:
     kw = node.keyword
     at = raw.start
     if kw not in nodes.INSTRUCTIONS:
+        import difflib  # only for this error's hint; keeps start-up lean
+
         guess = difflib.get_close_matches(kw, list(nodes.INSTRUCTIONS), n=1, cutoff=0.6)
         hint = f"did you mean {guess[0]}?" if guess else (
             "instructions are " + ", ".join(sorted(nodes.INSTRUCTIONS)))

@@ -1,6 +1,7 @@
 """The stable codes of Dockerfile syntax errors (documented in docs/parse-errors.md).
 
 PB10xx: the text cannot be read as a Dockerfile at all (BuildKit's parser rejects it).
+PB12xx: warnings (the Dockerfile is accepted).
 PB11xx: an instruction is malformed (BuildKit's instruction parser rejects it); raised by
 `parse(..., strict=True)`, the default.
 """
@@ -26,3 +27,5 @@ ONBUILD_TRIGGER = "PB1108"
 SHELL_NOT_JSON = "PB1109"
 EMPTY_NAME = "PB1110"
 HEREDOC_DESTINATION = "PB1111"
+
+EMPTY_CONTINUATION = "PB1201"

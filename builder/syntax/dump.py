@@ -29,10 +29,6 @@ def buildkit_dump(dockerfile: nodes.Dockerfile) -> str:
     return "".join("(" + _dump_instruction(i) + ")\n" for i in dockerfile.instructions)
 
 
-def _value(ins: nodes.Instruction) -> list[str]:
-    return list(ins.args)
-
-
 def instruction_json(ins: nodes.Instruction) -> dict[str, Any]:
     """One instruction as BuildKit's parser node: cmd (upper case), sub_cmd (ONBUILD's
     trigger), json, flags, value, start_line, end_line, original, heredocs. For ONBUILD,
@@ -40,10 +36,10 @@ def instruction_json(ins: nodes.Instruction) -> dict[str, Any]:
     target = ins.inner if isinstance(ins, nodes.Onbuild) else ins
     return {
         "cmd": ins.keyword,
-        "sub_cmd": ins.inner.keyword or None if isinstance(ins, nodes.Onbuild) else None,
+        "sub_cmd": (ins.inner.keyword or None) if isinstance(ins, nodes.Onbuild) else None,
         "json": target.json,
-        "flags": [str(f) for f in (target.flags if target is not ins else ins.flags)],
-        "value": _value(target),
+        "flags": [str(f) for f in target.flags],
+        "value": list(target.args),
         "start_line": ins.span.line,
         "end_line": ins.span.end_line,
         "original": ins.original,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from builder.errors import Diagnostic
 from builder.source import Span
 
 
@@ -236,6 +237,8 @@ class Dockerfile:
     comments: tuple[Comment, ...] = ()
     escape: str = "\\"
     text: str = field(default="", repr=False)
+    # Parser warnings BuildKit also gives (e.g. empty continuation lines), in file order.
+    warnings: tuple[Diagnostic, ...] = ()
 
     def directive(self, name: str) -> str | None:
         for d in self.directives:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from builder.errors import DockerfileError
+from builder.errors import Diagnostic, DockerfileError, Severity
 from builder.source import Span
 from builder.syntax import arguments, codes, nodes
 from builder.syntax.prepass import GO_SPACE, LogicalLine, Scanner, heredoc_markers
@@ -106,8 +106,10 @@ def _walk(tree: Any, text: str, base: int, ctx: _Context) -> Raw:
               original=text)
     pos = head.end_pos  # where the arguments (after the flags) may start
     terminated = False
-    sub: Any = None
-    args_tree: Any = None
+    sub: Any = None  # ONBUILD's nested instruction subtree
+    # The `arguments` subtree is not read: the argument text is re-read from the
+    # line after the last flag, because BuildKit ends the flags at a word that *decodes* to
+    # `--` (e.g. `--""`), which the lexer cannot know.
     for child in children[1:]:
         if child.data == "flag":
             if terminated:
@@ -121,8 +123,6 @@ def _walk(tree: Any, text: str, base: int, ctx: _Context) -> Raw:
             raw.flags.append((decoded, base + tok.start_pos, base + tok.end_pos))
         elif child.data in ("plain", "onbuild"):
             sub = child
-        else:
-            args_tree = child
     rest_raw = text[pos:]
     rest = rest_raw.strip(GO_SPACE)
     rest_offset = base + pos + (len(rest_raw) - len(rest_raw.lstrip(GO_SPACE)))
@@ -136,7 +136,6 @@ def _walk(tree: Any, text: str, base: int, ctx: _Context) -> Raw:
             else:
                 raw.inner = _parse_line(rest, ctx, rest_offset)
         return raw
-    del args_tree  # the argument text is re-read from `rest` (see the `--` rule above)
     _split_arguments(raw, rest, rest_offset, ctx.scanner.escape)
     return raw
 
@@ -186,7 +185,8 @@ def _split_arguments(raw: Raw, rest: str, off: int, escape: str) -> None:
             return
         for name, value, sep, o in pairs:
             raw.args += [name, value, sep]
-            raw.offsets += [off + o, off + o + len(name) + len(sep), -1]
+            value_at = off + o + len(name) + 1 if sep else off + len(rest) - len(value)
+            raw.offsets += [off + o, value_at, -1]
             raw.legacy.append(sep == "")
     elif how == _HEALTH:
         split = arguments.split_health(rest)
@@ -270,7 +270,10 @@ def build_node(raw: Raw, ctx: _Context, span: Span, original: str,
         pairs = []
         for i in range(0, len(args) - 2, 3):
             o = raw.offsets[i]
-            end = o + len(args[i]) + len(args[i + 2]) + len(args[i + 1])
+            if args[i + 2] == "":  # legacy `name value`: the value is the rest of the line
+                end = raw.rest_offset + len(raw.rest)
+            else:
+                end = o + len(args[i]) + 1 + len(args[i + 1])
             pairs.append(nodes.KeyValue(key=args[i], value=args[i + 1],
                                         legacy=args[i + 2] == "", span=ctx.span(o, end)))
         cls3 = nodes.Env if kw == "ENV" else nodes.Label
@@ -303,7 +306,10 @@ def build_node(raw: Raw, ctx: _Context, span: Span, original: str,
     if kw == "ONBUILD" and raw.inner is not None:
         inner = raw.inner
         inner_span = _inner_span(ctx, inner, span)
-        node = build_node(inner, ctx, inner_span, inner.original, heredocs)
+        # The trigger text, with the here-document bodies, is what an image's OnBuild list
+        # stores and what a child build re-parses.
+        suffix = original[len(raw.original):] if heredocs else ""
+        node = build_node(inner, ctx, inner_span, inner.original + suffix, heredocs)
         return nodes.Onbuild(**common, inner=node)
     if kw == "ONBUILD":
         # `ONBUILD` with nothing after it: BuildKit's parser keeps it; strict mode rejects.
@@ -342,6 +348,7 @@ def parse(text: str, path: str = "Dockerfile", *, strict: bool = True) -> nodes.
     scanner = Scanner(text, path)
     ctx = _Context(scanner)
     instructions: list[nodes.Instruction] = []
+    warnings: list[Diagnostic] = []
     from builder.syntax import checks
 
     while True:
@@ -350,6 +357,8 @@ def parse(text: str, path: str = "Dockerfile", *, strict: bool = True) -> nodes.
             break
         ctx.logical = logical
         joined = logical.joined
+        if logical.empty_lines:
+            warnings.append(_empty_continuation(scanner, logical))
         line = joined.strip(GO_SPACE)
         ctx.lead = len(joined) - len(joined.lstrip(GO_SPACE))
         if line:
@@ -390,4 +399,18 @@ def parse(text: str, path: str = "Dockerfile", *, strict: bool = True) -> nodes.
                             hint="a Dockerfile needs at least a FROM instruction")
     return nodes.Dockerfile(path=path, instructions=tuple(instructions),
                             directives=tuple(scanner.directives),
-                            comments=tuple(scanner.comments), escape=scanner.escape, text=text)
+                            comments=tuple(scanner.comments), escape=scanner.escape, text=text,
+                            warnings=tuple(warnings))
+
+
+def _empty_continuation(scanner: Scanner, logical: LogicalLine) -> Diagnostic:
+    """BuildKit's warning for blank lines inside a continued instruction."""
+    line = logical.empty_lines[0]
+    return Diagnostic(
+        codes.EMPTY_CONTINUATION, Severity.WARNING,
+        f"empty continuation line in the instruction starting on line {logical.start_line}",
+        Span(scanner.path, line, 1, line, 2),
+        hint="remove the blank line: empty continuation lines will become errors in a "
+             "future BuildKit release",
+        url="https://docs.docker.com/go/dockerfile/rule/no-empty-continuation/",
+        line_text=scanner.line_text(line))

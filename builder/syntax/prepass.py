@@ -27,20 +27,31 @@ GO_SPACE = (
     "\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
 )
 
-# BuildKit's directive regexp, after the leading `#` and blanks are cut. Go's `\s` is
-# ASCII [\t\n\f\r ] only, so it is spelled out.
-_DIRECTIVE = re.compile(r"([a-zA-Z][a-zA-Z0-9]*)[\t\n\f\r ]*=[\t\n\f\r ]*(.+?)[\t\n\f\r ]*")
+# BuildKit's directive regexp is `^([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(.+?)\s*$` (after the `#`
+# and blanks are cut), where Go's `\s` is ASCII [\t\n\f\r ] only. Python's backtracking
+# engine would take quadratic time on its lazy `(.+?)\s*$` for long blank runs (Go's RE2
+# is linear), so only the name part is a regexp and the value is cut with str.strip.
+_DIRECTIVE_NAME = re.compile(r"([a-zA-Z][a-zA-Z0-9]*)[\t\n\f\r ]*=")
+_RE_SPACE = "\t\n\f\r "
+
+
+def match_directive(text: str) -> tuple[str, str] | None:
+    """(name, value) when `text` (the comment after `#` and leading blanks) has the shape of
+    a parser directive, exactly as BuildKit's regexp decides."""
+    m = _DIRECTIVE_NAME.match(text)
+    if m is None:
+        return None
+    rest = text[m.end():]
+    value = rest.strip(_RE_SPACE)
+    if not value:
+        if not rest:
+            return None
+        value = rest[-1]  # only blanks after `=`: the lazy `(.+?)` takes the last one
+    return m.group(1), value
 _VALID_DIRECTIVES = ("syntax", "escape", "check")
 
 # bufio.Scanner's default limit: a longer physical line makes BuildKit fail.
 MAX_LINE_BYTES = 64 * 1024
-
-
-def _continuation_regex(escape: str) -> re.Pattern[str]:
-    """BuildKit's line-continuation regexp for the active escape character: the escape as
-    the last non-blank character, not itself escaped (or alone on the line)."""
-    e = re.escape(escape)
-    return re.compile(rf"([^{e}]){e}[ \t]*\Z|\A{e}[ \t]*\Z")
 
 
 def _is_comment(text: str) -> bool:
@@ -71,11 +82,14 @@ class LogicalLine:
     end_line: int
     # (offset in `joined`, physical line number, 0-based column in that line) per piece
     pieces: list[tuple[int, int, int]] = field(default_factory=list)
-    empty_continuation: bool = False
+    empty_lines: list[int] = field(default_factory=list)  # blank lines inside continuations
+    _starts: list[int] = field(default_factory=list, repr=False)  # piece offsets (cache)
 
     def locate(self, offset: int) -> tuple[int, int]:
         """The (line, 1-based column) of character `offset` of `joined`."""
-        i = bisect_right([p[0] for p in self.pieces], offset) - 1
+        if len(self._starts) != len(self.pieces):
+            self._starts = [p[0] for p in self.pieces]
+        i = bisect_right(self._starts, offset) - 1
         start, line, col0 = self.pieces[max(i, 0)]
         return line, col0 + (offset - start) + 1
 
@@ -99,7 +113,6 @@ class Scanner:
             self.lines.append(lines[-1])
         self.pos = 0  # index of the next physical line to read
         self.escape = "\\"
-        self._cont = _continuation_regex("\\")
         self.directives: list[Directive] = []
         self.comments: list[Comment] = []
         self._directives_done = False
@@ -142,11 +155,11 @@ class Scanner:
         if not token.startswith("#"):
             self._directives_done = True
             return False
-        m = _DIRECTIVE.fullmatch(token[1:].lstrip(GO_SPACE))
-        if m is None or m.group(1).lower() not in _VALID_DIRECTIVES:
+        found = match_directive(token[1:].lstrip(GO_SPACE))
+        if found is None or found[0].lower() not in _VALID_DIRECTIVES:
             self._directives_done = True
             return False
-        name, value = m.group(1).lower(), m.group(2)
+        name, value = found[0].lower(), found[1]
         if name in self._seen:
             raise self.error(codes.DUPLICATE_DIRECTIVE,
                              f"only one {name} parser directive can be used", number, column,
@@ -158,18 +171,22 @@ class Scanner:
                                  f"invalid escape token '{value}' does not match ` or \\",
                                  number, column, hint="use `# escape=\\` or `# escape=``")
             self.escape = value
-            self._cont = _continuation_regex(value)
         span = Span(self.path, number, column, number, column + len(token))
         self.directives.append(Directive(name=name, value=value, span=span))
         return True
 
     def _trim_continuation(self, text: str) -> tuple[str, bool]:
-        """Remove a trailing continuation escape; True when the instruction ends here."""
-        if not text.rstrip(" \t").endswith(self.escape):  # fast path: most lines
+        """Remove a trailing continuation escape; True when the instruction ends here.
+
+        Same result as BuildKit's regexp `([^E])E[ \\t]*$|^E[ \\t]*$` → `$1` (E = escape),
+        without the regexp: this runs for every physical line."""
+        body = text.rstrip(" \t")
+        if not body.endswith(self.escape):
             return text, True
-        if self._cont.search(text):
-            return self._cont.sub(r"\1", text, count=1), False
-        return text, True
+        body = body[:-1]
+        if body and body[-1] == self.escape:  # an escaped escape is a literal character
+            return text, True
+        return body, False
 
     def _note_comment(self, raw: str, number: int) -> None:
         token = _trim_newline(raw)
@@ -213,7 +230,7 @@ class Scanner:
                     continue  # comments inside a continuation are skipped
                 token = _trim_newline(raw)  # continuation lines keep their indentation
                 if token.lstrip(GO_SPACE) == "":
-                    logical.empty_continuation = True
+                    logical.empty_lines.append(number)
                     continue
                 token, done = self._trim_continuation(token)
                 logical.pieces.append((length, number, 0))

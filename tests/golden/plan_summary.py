@@ -63,4 +63,4 @@ def summarize(plan: BuildPlan) -> dict[str, Any]:
                         for h in st.history],
         })
     return {"stages": stages, "steps": steps,
-            "warnings": [getattr(w, "message", str(w)) for w in plan.warnings]}
+            "warnings": [w.message for w in plan.warnings]}

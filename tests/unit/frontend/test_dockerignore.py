@@ -71,3 +71,15 @@ def test_dockerfile_specific_ignore_file_wins(tmp_path: Path) -> None:
     assert load_ignore(ctx, df) == (tmp_path / "app.Dockerfile.dockerignore", ["beside"])
     assert find_ignore_file(ctx, "-") == ctx / ".dockerignore"
     assert load_ignore(tmp_path, None) == (None, [])
+
+
+def test_bad_pattern_reported_at_its_line(tmp_path: Path) -> None:
+    from builder.errors import UsageError
+
+    (tmp_path / ".dockerignore").write_text("# c\nok\n\n  [x-]\n")
+    with pytest.raises(UsageError) as err:
+        load_ignore(tmp_path, None)
+    diag = err.value.diagnostics[0]
+    assert diag.code == "DI-PATTERN" and "[x-]" in diag.message
+    assert diag.span is not None and (diag.span.line, diag.span.column) == (4, 1)
+    assert diag.line_text == "  [x-]"

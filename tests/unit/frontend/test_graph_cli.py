@@ -62,6 +62,13 @@ def test_target_prunes_and_dot_and_mermaid_render(tmp_path: Path) -> None:
     assert "stroke-dasharray" in r.stdout and "-->" in r.stdout
 
 
+def test_help_renders() -> None:
+    r = run_pybuild("graph", "--help")
+    assert r.returncode == 0 and "Traceback" not in r.stderr
+    for option in ("--file", "--target", "--build-arg", "--platform", "--format"):
+        assert option in r.stdout
+
+
 def test_unknown_target_is_a_usage_error(tmp_path: Path) -> None:
     r = run_pybuild("graph", "--target", "nope", str(_ctx(tmp_path, MULTI)))
     assert r.returncode == 2
@@ -77,6 +84,14 @@ def test_stdin_dockerfile_and_dockerignore(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     ctx = next(s for s in json.loads(r.stdout)["steps"].values() if s["kind"] == "context")
     assert ctx["excludes"] == ["*.log", "!keep.log"]
+
+
+def test_bad_dockerignore_pattern_is_reported_at_its_line(tmp_path: Path) -> None:
+    ctx = _ctx(tmp_path, "FROM scratch\n")
+    (ctx / ".dockerignore").write_text("a\n!\n")
+    r = run_pybuild("graph", str(ctx))
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr.startswith(f"{ctx / '.dockerignore'}:2:1: error DI-PATTERN"), r.stderr
 
 
 ERRORS = [
@@ -114,6 +129,8 @@ ERRORS = [
      "invalid --checksum"),
     ("onbuild-from", "FROM alpine\nONBUILD FROM busybox\n", (), 2, 9,
      "isn't allowed as an ONBUILD trigger"),
+    ("unsupported-device", "FROM alpine\nRUN --device=/dev/fuse true\n", (), 2, 5,
+     "RUN --device (Dockerfile labs) is not supported"),
     ("instruction-before-from", "RUN true\nFROM alpine\n", (), 1, 1,
      "no build stage in current context"),
 ]

@@ -70,6 +70,19 @@ def test_env_overrides_arg_and_args_are_not_persisted() -> None:
     assert env["X"] == "env" and "Y" not in env
 
 
+def test_env_pairs_see_the_environment_before_the_instruction() -> None:
+    # Dockerfile reference: `ENV abc=hello` then `ENV abc=bye def=$abc` gives def=hello.
+    p = _plan("FROM scratch\nENV abc=hello\nENV abc=bye def=$abc\n")
+    env = p.stages[0].config.env_map()
+    assert (env["abc"], env["def"]) == ("bye", "hello")
+
+
+def test_arg_pairs_apply_one_after_another() -> None:
+    p = _plan("FROM scratch\nARG a=1 b=${a}2\nRUN x\n")
+    env = _env(_execs(p)[0])
+    assert (env["a"], env["b"]) == ("1", "12")
+
+
 def test_arg_default_expands_with_earlier_values() -> None:
     p = _plan("FROM scratch\nENV BASE=/opt\nARG DIR=$BASE/app\nWORKDIR $DIR\n")
     assert p.stages[0].config.working_dir == "/opt/app"
@@ -99,7 +112,7 @@ def test_proxy_args_reach_run_but_not_id_or_history() -> None:
 
 def test_unused_build_arg_is_a_warning() -> None:
     p = _plan("FROM scratch\n", build_args=(("NOPE", "1"),))
-    assert [w.code for w in p.warnings] == ["DF-UNUSED-ARG"]  # type: ignore[attr-defined]
+    assert [w.code for w in p.warnings] == ["DF-UNUSED-ARG"]
 
 
 def test_run_history_lists_build_args_like_buildkit() -> None:
@@ -198,6 +211,14 @@ def test_copy_from_image_and_run_mount_from_stage() -> None:
     assert p.stages[1].deps == (0,)
 
 
+def test_mount_target_defaults_to_workdir_and_cache_id_to_target() -> None:
+    p = _plan("FROM alpine AS bin\nFROM alpine\nWORKDIR /work\n"
+              "RUN --mount=from=bin --mount=type=cache,target=c ls\n")
+    bind, cache = _execs(p)[0].mounts
+    assert bind.target == "/work" and bind.source == p.stages[0].root
+    assert (cache.target, cache.id) == ("/work/c", "/work/c")
+
+
 def test_independent_stages_share_nothing_until_joined() -> None:
     p = _plan("FROM alpine AS a\nRUN a\nFROM busybox AS b\nRUN b\nFROM scratch\n"
               "COPY --from=a /a /a\nCOPY --from=b /b /b\n")
@@ -226,7 +247,7 @@ def test_target_selection_and_pruning() -> None:
 def test_pruned_stage_errors_are_warnings() -> None:
     p = _plan("FROM alpine AS broken\nLABEL x=${X:?}\nFROM scratch\n")
     assert p.pruned == (0,)
-    assert p.warnings[0].code == "DF-PRUNED-STAGE"  # type: ignore[attr-defined]
+    assert p.warnings[0].code == "DF-PRUNED-STAGE"
     with pytest.raises(DockerfileError):
         _plan("FROM alpine AS broken\nLABEL x=${X:?}\nFROM scratch\n", target="broken")
 
@@ -307,3 +328,101 @@ def test_expansion_error_carries_the_instruction_span() -> None:
     diag = err.value.diagnostics[0]
     assert diag.code == "DF-EXPAND" and "B: needed" in diag.message
     assert diag.span is not None and diag.span.line == 2
+
+
+@pytest.mark.parametrize("url,name", [
+    ("https://example.com/a/tool.tar.gz?x=1#frag", "tool.tar.gz"),
+    ("https://example.com/", "__unnamed__"),
+    ("https://example.com", "__unnamed__"),
+    ("http://example.com/dir/", "dir"),
+])
+def test_add_url_file_names(url: str, name: str) -> None:
+    from builder.graph import HttpSource
+
+    p = _plan(f"FROM scratch\nADD {url} /dl/\n")
+    copy = p.steps[p.stages[0].root]
+    assert isinstance(copy, Copy) and copy.sources == (name,)
+    source = p.steps[copy.source]  # type: ignore[index]
+    assert isinstance(source, HttpSource) and source.filename == name and source.url == url
+
+
+def test_add_git_source_and_local_lookalike() -> None:
+    from builder.graph import GitSource
+
+    p = _plan("FROM scratch\nADD --keep-git-dir https://github.com/a/b.git#v1:sub /src\n"
+              "ADD github.com/a/b /local\n")
+    git_copy, local_copy = (p.steps[s] for s in p.stages[0].steps)
+    git = p.steps[git_copy.source]  # type: ignore[attr-defined]
+    assert isinstance(git, GitSource)
+    assert (git.url, git.ref, git.subdir, git.keep_git_dir) == (
+        "https://github.com/a/b.git", "v1", "sub", True)
+    assert isinstance(p.steps[local_copy.source], ContextSource)  # type: ignore[attr-defined]
+
+
+# --------------------------------------------------------------------------- build checks
+
+
+def test_undefined_var_warning_with_suggestion() -> None:
+    p = _plan("FROM scratch\nENV APP_HOME=/app\nWORKDIR /x$APP_HOM\nARG DECLARED\n"
+              "LABEL a=$DECLARED b=$NOPE\n")
+    found = [(w.code, w.message, w.hint, w.span.line) for w in p.warnings if w.span]
+    assert ("UndefinedVar", "Usage of undefined variable '$APP_HOM'", "did you mean $APP_HOME?",
+            3) in found
+    assert [m for _, m, _, _ in found if "DECLARED" in m] == []  # declared ARG, even unset
+    assert any("$NOPE" in m for _, m, _, _ in found)
+
+
+def test_undefined_arg_in_from() -> None:
+    p = _plan("ARG VERSION=1\nFROM alpine:$VERSON\nFROM alpine:$VERSION\n")
+    w = [x for x in p.warnings if x.code == "UndefinedArgInFrom"]
+    assert len(w) == 1 and w[0].message == "FROM argument 'VERSON' is not declared"
+    assert w[0].hint == "did you mean VERSION?" and w[0].span.line == 2  # type: ignore[union-attr]
+
+
+def test_checks_skip_pruned_stages() -> None:
+    p = _plan("FROM alpine AS unused\nLABEL a=$NOPE\nFROM scratch\n")
+    assert p.pruned == (0,) and not [w for w in p.warnings if w.code == "UndefinedVar"]
+
+
+def test_reserved_stage_name_warns() -> None:
+    p = _plan("FROM alpine AS scratch\nFROM alpine\n")
+    assert [w.code for w in p.warnings] == ["ReservedStageName"]
+
+
+def test_copy_from_uses_global_args() -> None:
+    p = _plan("ARG SRC=builder\nFROM alpine AS builder\nRUN x\nFROM scratch\n"
+              "COPY --from=$SRC /a /a\n")
+    assert p.pruned == () and p.stages[1].deps == (0,)
+    copy = p.steps[p.stages[1].root]
+    assert isinstance(copy, Copy) and copy.source == p.stages[0].root
+
+
+def test_onbuild_trigger_from_reference_keeps_its_stage() -> None:
+    p = _plan("FROM alpine AS assets\nRUN make\nFROM alpine AS tmpl\n"
+              "ONBUILD COPY --from=assets /a /a\nFROM tmpl\n")
+    assert p.pruned == ()
+    final = p.stages[2]
+    copy = p.steps[final.root]
+    assert isinstance(copy, Copy) and copy.source == p.stages[0].root
+    assert final.deps == (0, 1)
+
+
+def test_workdir_relative_path_check() -> None:
+    p = _plan("FROM alpine AS a\nWORKDIR app\nWORKDIR sub\nFROM alpine AS b\nWORKDIR /abs\n"
+              "WORKDIR rel\nFROM a\nWORKDIR more\nCOPY --from=b / /b\n")
+    hits = [(w.span.line, w.message) for w in p.warnings if w.code == "WorkdirRelativePath"]
+    assert hits == [(2, 'Relative workdir "app" can have unexpected results if the base '
+                        'image changes')]
+
+
+def test_redundant_target_platform_check() -> None:
+    p = _plan("FROM --platform=$TARGETPLATFORM alpine\n")
+    assert [w.code for w in p.warnings] == ["RedundantTargetPlatform"]
+    assert not _plan("FROM --platform=$BUILDPLATFORM alpine\n").warnings
+
+
+def test_legacy_key_value_format_check() -> None:
+    p = _plan("FROM scratch\nENV A b c\nENV B=1\n")
+    assert [(w.code, w.span.line) for w in p.warnings] == [  # type: ignore[union-attr]
+        ("LegacyKeyValueFormat", 2)]
+    assert p.stages[0].config.env_map()["A"] == "b c"

@@ -72,3 +72,10 @@ def test_non_utf8_bytes_round_trip(tmp_path: Path) -> None:
     proc = run_pybuild("parse", "-f", str(df))
     assert proc.returncode == 0
     assert proc.stdout.splitlines()[1] == '(run "echo \\xff")'
+
+
+def test_warnings_go_to_stderr_and_exit_code_stays_0() -> None:
+    proc = run_pybuild("parse", "-", input="FROM a\nRUN x \\\n\n  y\n")
+    assert proc.returncode == 0
+    assert proc.stdout == '(from "a")\n(run "x   y")\n'
+    assert proc.stderr.startswith("-:3:1: warning PB1201: empty continuation line")

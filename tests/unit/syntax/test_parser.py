@@ -73,7 +73,10 @@ def test_spans_point_at_source() -> None:
 
 def test_pair_spans_follow_continuations() -> None:
     env = one("ENV A=1 \\\n    B=2\n")
-    assert [(p.span.line, p.span.column) for p in env.pairs] == [(2, 5), (3, 5)]
+    assert [(p.span.line, p.span.column, p.span.end_column) for p in env.pairs] == [
+        (2, 5, 8), (3, 5, 8)]
+    legacy = one("LABEL  key   some value\n")
+    assert [(p.span.column, p.span.end_column) for p in legacy.pairs] == [(8, 24)]
 
 
 def test_repeated_flags_keep_order() -> None:

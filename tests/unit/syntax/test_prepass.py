@@ -124,6 +124,10 @@ def test_onbuild_trigger_owns_heredocs() -> None:
     onbuild = parse("FROM x\nONBUILD RUN <<EOF\necho hi\nEOF\n").instructions[1]
     assert [h.content for h in onbuild.heredocs] == ["echo hi\n"]
     assert onbuild.inner.heredocs == onbuild.heredocs
+    assert onbuild.original == "ONBUILD RUN <<EOF\necho hi\nEOF\n"
+    assert onbuild.inner.original == "RUN <<EOF\necho hi\nEOF\n"
+    reparsed = parse("FROM x\n" + onbuild.inner.original).instructions[1]
+    assert reparsed.heredocs == onbuild.heredocs
 
 
 def test_unterminated_heredoc() -> None:
@@ -138,3 +142,55 @@ def test_overlong_line_is_rejected_like_bufio_scanner() -> None:
         parse("FROM x\nRUN " + "a" * 70000 + "\n")
     assert info.value.diagnostics[0].code == "PB1008"
     parse("FROM x\nRUN " + "a" * 60000 + "\n")
+
+
+@pytest.mark.parametrize("escape", ["\\", "`"])
+def test_continuation_trim_equals_buildkits_regexp(escape: str) -> None:
+    """The string-method fast path gives the same result as BuildKit's regexp
+    `([^E])E[ \\t]*$|^E[ \\t]*$` → `$1` on every string of up to 5 characters over the
+    alphabet that matters."""
+    import itertools
+    import re
+
+    e = re.escape(escape)
+    regexp = re.compile(rf"([^{e}]){e}[ \t]*\Z|\A{e}[ \t]*\Z")
+    scanner = Scanner("FROM a\n", "Dockerfile")
+    scanner.escape = escape
+    for n in range(6):
+        for combo in itertools.product(["a", " ", "\t", "\\", "`"], repeat=n):
+            text = "".join(combo)
+            hit = regexp.search(text)
+            want = (regexp.sub(r"\1", text, count=1), False) if hit else (text, True)
+            assert scanner._trim_continuation(text) == want, repr(text)
+
+
+def test_empty_continuation_lines_warn() -> None:
+    df = parse("FROM a\nRUN a \\\n\n  b \\\n   \n  c\nRUN d\n")
+    (warning,) = df.warnings
+    assert (warning.code, warning.severity.value, warning.span.line) == ("PB1201", "warning", 3)
+    assert "starting on line 2" in warning.message
+    assert parse("FROM a\nRUN a \\\n  # comment\n  b\n").warnings == ()
+
+
+def test_directive_matching_equals_buildkits_regexp() -> None:
+    """match_directive (linear time) decides exactly like BuildKit's regexp, checked with
+    Python's (backtracking, same leftmost-first semantics) on every short string."""
+    import itertools
+    import re
+
+    from builder.syntax.prepass import match_directive
+
+    regexp = re.compile(r"([a-zA-Z][a-zA-Z0-9]*)[\t\n\f\r ]*=[\t\n\f\r ]*(.+?)[\t\n\f\r ]*")
+    for n in range(7):
+        for combo in itertools.product(["a", "1", " ", "\t", "\v", "="], repeat=n):
+            text = "".join(combo)
+            m = regexp.fullmatch(text)
+            assert match_directive(text) == (m.groups() if m else None), repr(text)
+
+
+@pytest.mark.timeout(20)
+def test_long_lines_stay_linear() -> None:
+    parse("# a=x" + " " * 60000 + "y\nFROM a\n")  # a lazy regexp would take minutes
+    ports = " \\\n".join(str(p) for p in range(20000))
+    expose = parse("FROM a\nEXPOSE " + ports + "\n").instructions[1]
+    assert len(expose.args) == 20000 and expose.span.end_line == 20001

@@ -16,7 +16,7 @@ from builder.syntax import nodes, parse
 from builder.syntax.dump import buildkit_dump, json_dump
 from tests.conftest import CONFORMANCE
 
-SETTINGS = settings(max_examples=250, deadline=timedelta(seconds=2),
+SETTINGS = settings(max_examples=200, deadline=timedelta(seconds=2),
                     suppress_health_check=[HealthCheck.too_slow])
 
 # Fragments that exercise every branch of the scanner, grammar and line parsers.
@@ -30,24 +30,30 @@ FRAGMENTS = [
 ]
 
 
+def _attempt(text: str, strict: bool) -> nodes.Dockerfile | None:
+    try:
+        df = parse(text, "Dockerfile", strict=strict)
+    except DockerfileError as err:
+        diag = err.diagnostics[0] if err.diagnostics else None
+        assert diag is None or diag.code.startswith("PB1")
+        return None
+    assert isinstance(df, nodes.Dockerfile) and df.instructions
+    last = 0
+    for ins in df.instructions:
+        assert last < ins.span.line <= ins.span.end_line
+        last = ins.span.end_line
+    return df
+
+
 def check(text: str) -> None:
-    """The contract: a Dockerfile (whose renderings work) or our error, in both modes."""
-    for strict in (False, True):
-        try:
-            df = parse(text, "Dockerfile", strict=strict)
-        except DockerfileError as err:
-            diag = err.diagnostics[0] if err.diagnostics else None
-            assert diag is None or diag.code.startswith("PB1")
-            continue
-        assert isinstance(df, nodes.Dockerfile) and df.instructions
-        last = 0
-        for ins in df.instructions:
-            assert last < ins.span.line <= ins.span.end_line
-            last = ins.span.end_line
-        buildkit_dump(df)
-        json.loads(json_dump(df))
-        if strict:  # strict acceptance implies lenient acceptance of the same text
-            assert buildkit_dump(parse(text, strict=False)) == buildkit_dump(df)
+    """The contract: a Dockerfile (whose renderings work) or our error, in both modes; and
+    what strict mode accepts, lenient mode accepts with the same parse."""
+    lenient = _attempt(text, strict=False)
+    strict = _attempt(text, strict=True)
+    if lenient is not None:
+        json.loads(json_dump(lenient))
+    if strict is not None:
+        assert lenient is not None and buildkit_dump(lenient) == buildkit_dump(strict)
 
 
 @SETTINGS
@@ -136,14 +142,14 @@ def _corpus() -> list[bytes]:
 def _mutations(data: bytes, other: bytes, rnd: random.Random) -> list[bytes]:
     out = []
     n = len(data)
-    for _ in range(3):  # truncation
+    for _ in range(2):  # truncation
         out.append(data[: rnd.randrange(n + 1)])
     for _ in range(3):  # byte flips
         buf = bytearray(data)
         for _ in range(rnd.randint(1, 8)):
             buf[rnd.randrange(n)] = rnd.randrange(256)
         out.append(bytes(buf))
-    for _ in range(3):  # splices with another file
+    for _ in range(2):  # splices with another file
         out.append(data[: rnd.randrange(n + 1)] + other[rnd.randrange(len(other) + 1):])
     # special characters at random places
     for ch in (b"\\", b"`", b"<<EOF", b'"', b"[", b"\r", b"\xef\xbb\xbf"):
@@ -164,4 +170,4 @@ def test_mutated_real_dockerfiles() -> None:
         for mutated in _mutations(data, corpus[(i * 7 + 3) % len(corpus)], rnd):
             check(mutated.decode("utf-8", "surrogateescape"))
             count += 1
-    assert count == len(corpus) * 16
+    assert count == len(corpus) * 14
