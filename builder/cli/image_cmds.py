@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -74,10 +76,28 @@ def _table(rows: list[list[str]]) -> None:
         typer.echo("   ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
 
 
+def _os_errors_as_image_errors(fn: Callable[..., None]) -> Callable[..., None]:
+    """A file we were asked to read or write is missing or not writable: say so, plainly."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        try:
+            fn(*args, **kwargs)
+        except OSError as e:
+            where = f"{e.filename}: " if e.filename else ""
+            raise ImageError(f"{where}{e.strerror or e}") from None
+
+    return wrapper
+
+
 def register(app: typer.Typer) -> None:
     """Add the image commands to the app."""
+    command = app.command
 
-    @app.command("images")
+    def cmd(name: str) -> Callable[[Callable[..., None]], Any]:
+        return lambda fn: command(name)(_os_errors_as_image_errors(fn))
+
+    @cmd("images")
     def images(ctx: typer.Context,
                quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Only IDs.")] = False,
                as_json: Annotated[bool, typer.Option("--json", help="JSON lines.")] = False,
@@ -105,7 +125,7 @@ def register(app: typer.Typer) -> None:
         if not quiet and not as_json:
             _table(rows)
 
-    @app.command("inspect")
+    @cmd("inspect")
     def inspect(ctx: typer.Context, image: ImageArg) -> None:
         """Show an image's manifest and config as JSON."""
         store = open_store(ctx)
@@ -117,7 +137,7 @@ def register(app: typer.Typer) -> None:
                "Config": json.loads(img.config_bytes)}
         typer.echo(json.dumps(out, indent=2, sort_keys=False))
 
-    @app.command("history")
+    @cmd("history")
     def history(ctx: typer.Context, image: ImageArg,
                 no_trunc: Annotated[bool, typer.Option("--no-trunc")] = False) -> None:
         """Show how each layer of an image was made."""
@@ -140,7 +160,7 @@ def register(app: typer.Typer) -> None:
             rows.append([_ago(h.created), by, _size(size), h.comment])
         _table(rows)
 
-    @app.command("tag")
+    @cmd("tag")
     def tag(ctx: typer.Context, src: Annotated[str, typer.Argument(metavar="SOURCE")],
             dst: Annotated[str, typer.Argument(metavar="TARGET")]) -> None:
         """Give an image another name."""
@@ -148,21 +168,27 @@ def register(app: typer.Typer) -> None:
         _, digest = _resolve(store, src)
         store.set_image(oci_image.ref_for_store(dst).name, digest)
 
-    @app.command("rmi")
+    @cmd("rmi")
     def rmi(ctx: typer.Context,
             images: Annotated[list[str], typer.Argument(metavar="IMAGE...")]) -> None:
         """Remove image names (their blobs go at the next `pybuild prune`)."""
         store = open_store(ctx)
         for text in images:
-            name, digest = oci_image.lookup(store, text)
-            names = [name] if name and text not in (str(digest), digest.hex) and \
-                not digest.hex.startswith(text.removeprefix("sha256:")) else \
-                [n for n, d in store.images().items() if d == digest]
+            # A name removes that name; an ID (or digest) removes every name of that image.
+            try:
+                ref = parse_name(text)
+            except ValueError:
+                ref = None
+            if ref is not None and store.get_image(ref.name) is not None:
+                names = [ref.name]
+            else:
+                _, digest = oci_image.lookup(store, text)
+                names = [n for n, d in store.images().items() if d == digest]
             for n in names:
                 if store.remove_image(n):
                     typer.echo(f"Untagged: {parse_name(n).familiar}")
 
-    @app.command("save")
+    @cmd("save")
     def save(ctx: typer.Context, image: ImageArg,
              output: Annotated[Path, typer.Option("-o", "--output", help="Archive to write.")],
              fmt: Annotated[str, typer.Option("--format", help="oci or docker.")] = "oci",
@@ -184,15 +210,17 @@ def register(app: typer.Typer) -> None:
             layout.export(store, digest, parse(f"{prefix}{output}"), name=name,
                           compression=comp)
 
-    @app.command("load")
+    @cmd("load")
     def load(ctx: typer.Context,
              input_: Annotated[Path, typer.Option("-i", "--input",
-                                                  help="OCI archive or docker-archive.")],
+                                                  help="OCI archive, docker-archive or OCI "
+                                                       "layout directory.")],
              ) -> None:
-        """Load images from an archive (OCI or docker-archive, detected)."""
+        """Load images from an OCI archive, a docker-archive (detected) or an OCI layout dir."""
         store = open_store(ctx)
         with store.in_use():
-            loaded = layout.load_archive(store, input_)
+            loaded = (layout.load_layout(store, input_) if input_.is_dir()
+                      else layout.load_archive(store, input_))
             for img in loaded:
                 if img.name:
                     store.set_image(img.name, img.manifest.digest)
@@ -201,7 +229,7 @@ def register(app: typer.Typer) -> None:
                     img_id = oci_image.get_image(store, img.manifest.digest).id
                     typer.echo(f"Loaded image ID: {img_id}")
 
-    @app.command("import")
+    @cmd("import")
     def import_(ctx: typer.Context,
                 rootfs: Annotated[Path, typer.Argument(
                     metavar="ROOTFS", help="A directory or a tar (gzip/zstd/plain).")],
@@ -224,7 +252,7 @@ def register(app: typer.Typer) -> None:
             store.set_image(ref.name, desc.digest)
         typer.echo(str(oci_image.get_image(store, desc.digest).id))
 
-    @app.command("prune")
+    @cmd("prune")
     def prune(ctx: typer.Context,
               cache: Annotated[bool, typer.Option(
                   "--cache", help="Also drop build cache records.")] = False) -> None:

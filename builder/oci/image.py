@@ -7,6 +7,7 @@ name them. Manifests we write use canonical JSON; manifests we load keep their b
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Mapping, Sequence
@@ -34,7 +35,7 @@ from builder.oci.model import (
     Index,
     Manifest,
     Platform,
-    media_type_of,
+    parse_document,
 )
 from builder.oci.reference import ImageRef, Transport, parse
 from builder.store import LayerRecord, Store
@@ -73,19 +74,24 @@ def commit_image(store: Store, config: ImageConfig | bytes, layers: Sequence[Des
     return Descriptor(OCI_MANIFEST, store.put_blob(data), len(data))
 
 
+def read_document(store: Store, digest: Digest) -> Manifest | Index:
+    """A stored manifest or index, parsed; ImageError when missing, corrupt or malformed."""
+    try:
+        return parse_document(store.read_blob(digest))
+    except ValueError as e:
+        raise ImageError(f"{digest} is not a valid manifest or index: {e}") from None
+
+
 def resolve_manifest(store: Store, digest: Digest,
                      platform: Platform | None = None) -> Digest:
     """Follow an index (if `digest` names one) to the manifest for `platform` (default: this
     machine's). Raises ImageError when no manifest matches."""
     want = platform or Platform.host()
     for _ in range(8):
-        data = store.read_blob(digest)
-        mt = media_type_of(data)
-        if mt in MANIFEST_TYPES or (not mt and b'"layers"' in data):
+        doc = read_document(store, digest)
+        if isinstance(doc, Manifest):
             return digest
-        if mt not in INDEX_TYPES and b'"manifests"' not in data:
-            raise ImageError(f"{digest} is neither an image manifest nor an index ({mt!r})")
-        index = Index.from_bytes(data)
+        index = doc
         candidates = [m for m in index.manifests if m.media_type in MANIFEST_TYPES | INDEX_TYPES
                       and store.has_blob(m.digest)]
         match = [m for m in candidates if m.platform is None
@@ -114,32 +120,34 @@ def get_image(store: Store, digest: Digest, platform: Platform | None = None) ->
 
 
 def lookup(store: Store, text: str) -> tuple[str | None, Digest]:
-    """Find a stored image by name (normalised), full digest or ID prefix (of the config or
-    manifest digest, ≥ 4 hex). Returns (record name or None, manifest/index digest)."""
+    """Find a stored image by name (normalised; tried first, as Docker does), then by full
+    digest or ID prefix (of the config or manifest digest, ≥ 4 hex). Returns (record name or
+    None, manifest/index digest). Raises ImageError when nothing (or more than one image)
+    matches."""
+    ref = None
+    with contextlib.suppress(ValueError):
+        ref = parse(text)
+    if ref is not None and ref.transport is not Transport.NAME:
+        raise ImageError(f"{text} is not a stored image name; use `pybuild load`")
+    if ref is not None:
+        if ref.digest is not None and store.has_blob(ref.digest):
+            return ref.name, ref.digest
+        found = store.get_image(ref.name)
+        if found is not None:
+            return ref.name, found
     raw = text.removeprefix("sha256:")
     if len(raw) >= 4 and all(c in "0123456789abcdef" for c in raw):
         hits = {(n, d) for n, d in store.images().items()
                 if d.hex.startswith(raw) or _config_id(store, d).startswith(raw)}
         if len({d for _, d in hits}) == 1:
-            name, digest = sorted(hits, key=lambda h: h[0])[0]
-            return name, digest
-        if len(raw) == 64 and store.has_blob(Digest(raw)):
-            return None, Digest(raw)
+            return sorted(hits, key=lambda h: h[0])[0]
         if len({d for _, d in hits}) > 1:
             raise ImageError(f"image ID {text!r} is ambiguous")
-    try:
-        ref = parse(text)
-    except ValueError as e:
-        raise ImageError(f"no such image: {text} ({e})") from None
-    if ref.transport is not Transport.NAME:
-        raise ImageError(f"{text} is not a stored image name; use `pybuild load`")
-    if ref.digest is not None and store.has_blob(ref.digest):
-        return ref.name, ref.digest
-    found = store.get_image(ref.name)
-    if found is None:
-        raise ImageError(f"no such image: {ref.familiar}",
-                         hint="see `pybuild images`; load or pull it first")
-    return ref.name, found
+        if len(raw) == 64 and store.has_blob(Digest(raw)):
+            return None, Digest(raw)
+    shown = ref.familiar if ref is not None else text
+    raise ImageError(f"no such image: {shown}", hint="see `pybuild images`; load or pull it "
+                     "first")
 
 
 def _config_id(store: Store, digest: Digest) -> str:

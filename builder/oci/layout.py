@@ -24,7 +24,7 @@ from typing import IO, Any
 
 from builder.digest import Digest
 from builder.errors import ImageError
-from builder.oci.image import convert_manifest, get_image, record_layers
+from builder.oci.image import convert_manifest, get_image, read_document, record_layers
 from builder.oci.layers import decompressed, open_uncompressed
 from builder.oci.model import (
     ANNOTATION_CONTAINERD_NAME,
@@ -41,7 +41,6 @@ from builder.oci.model import (
     Index,
     Manifest,
     canonical_json,
-    media_type_of,
 )
 from builder.oci.reference import ImageRef, Transport, parse_name
 from builder.store import ReadStream, Store, atomic_write, fsync_dir
@@ -120,17 +119,12 @@ def _load_index(store: Store, index_bytes: bytes, origin: str, tag: str | None,
 
 def _record(store: Store, digest: Digest, origin: str) -> None:
     """Record layers of a manifest, or of each manifest of an index whose blobs are here."""
-    data = store.read_blob(digest)
-    mt = media_type_of(data)
-    if mt in INDEX_TYPES or (not mt and b'"manifests"' in data):
-        for m in Index.from_bytes(data).manifests:
+    man = read_document(store, digest)
+    if isinstance(man, Index):
+        for m in man.manifests:
             if store.has_blob(m.digest):
                 _record(store, m.digest, origin)
         return
-    try:
-        man = Manifest.from_bytes(data)
-    except ValueError as e:
-        raise ImageError(f"{origin}: manifest {digest}: {e}") from None
     for blob in (man.config, *man.layers):
         if not store.has_blob(blob.digest):
             raise ImageError(f"{origin}: manifest {digest} needs blob {blob.digest}, "
@@ -283,16 +277,14 @@ def load(store: Store, ref: ImageRef) -> list[LoadedImage]:
 # --- writing -----------------------------------------------------------------------------------
 def _image_blobs(store: Store, manifest: Descriptor) -> list[Descriptor]:
     """Every blob an image (manifest or index) needs, the manifest itself included."""
-    data = store.read_blob(manifest.digest)
-    mt = media_type_of(data)
+    doc = read_document(store, manifest.digest)
     out = [manifest]
-    if mt in INDEX_TYPES:
-        for m in Index.from_bytes(data).manifests:
+    if isinstance(doc, Index):
+        for m in doc.manifests:
             if store.has_blob(m.digest):
                 out += _image_blobs(store, m)
         return out
-    man = Manifest.from_bytes(data)
-    return out + [man.config, *man.layers]
+    return out + [doc.config, *doc.layers]
 
 
 def _index_entry(manifest: Descriptor, name: str | None, tag: str | None) -> Descriptor:
@@ -402,7 +394,10 @@ class _FullReads:
 @contextlib.contextmanager
 def _atomic_file(path: str | os.PathLike[str]) -> Iterator[IO[bytes]]:
     dest = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", dir=dest.parent or ".")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", dir=dest.parent or ".")
+    except OSError as e:
+        raise ImageError(f"cannot write {dest}: {e.strerror}") from None
     try:
         with os.fdopen(fd, "wb") as f:
             yield f

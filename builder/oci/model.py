@@ -387,6 +387,18 @@ def _load(data: bytes, what: str) -> dict[str, Any]:
     return value
 
 
+def parse_document(data: bytes) -> Manifest | Index:
+    """Parse a manifest or an index blob, by its `mediaType` or, when absent (allowed by the
+    spec for older writers), by its shape. Raises ValueError when it is neither."""
+    doc = _load(data, "manifest")
+    mt = doc.get("mediaType") or ""
+    if mt in INDEX_TYPES or (not mt and "manifests" in doc):
+        return Index.from_json(doc)
+    if mt in MANIFEST_TYPES or (not mt and "layers" in doc):
+        return Manifest.from_json(doc)
+    raise ValueError(f"neither an image manifest nor an index (mediaType {mt!r})")
+
+
 def media_type_of(data: bytes) -> str:
     """The `mediaType` a manifest/index blob declares ('' when absent)."""
     mt = _load(data, "manifest").get("mediaType")

@@ -193,3 +193,21 @@ def test_archive_with_a_blob_that_lies_about_its_digest_is_refused(tmp_path: Pat
     for d in store.blobs():  # whatever is there verifies
         assert hashlib.sha256(store.blob_path(d).read_bytes()).hexdigest() == d.hex
     assert list(store.tmp_root.iterdir()) == []
+
+
+@pytest.mark.parametrize("manifest", [b"not json", b"[]", b'{"schemaVersion": 2}',
+                                      b'{"schemaVersion":2,"mediaType":"application/'
+                                      b'vnd.oci.image.manifest.v1+json","config":{},"layers":[]}'])
+def test_layouts_with_malformed_documents_are_refused_cleanly(tmp_path: Path, manifest: bytes):
+    store = Store(tmp_path / "store")
+    digest = hashlib.sha256(manifest).hexdigest()
+    index = ('{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.'
+             f'v1+json","digest":"sha256:{digest}","size":{len(manifest)}}}]}}').encode()
+    archive = tmp_path / "bad.tar"
+    archive.write_bytes(tar(entry("oci-layout", data=b'{"imageLayoutVersion":"1.0.0"}'),
+                            entry("index.json", data=index),
+                            entry(f"blobs/sha256/{digest}", data=manifest)))
+    with pytest.raises(ImageError):
+        load_archive(store, archive)
+    assert store.images() == {}
+    store.prune()  # and GC copes with whatever was left behind

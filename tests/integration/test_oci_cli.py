@@ -51,12 +51,20 @@ def test_image_commands_round_trip(tmp_path: Path):
     assert "Loaded image: bb:latest" in pb(other, "load", "-i", str(oci)).stdout
     assert "Loaded image: bb:latest" in pb(other, "load", "-i", str(docker)).stdout
     assert json.loads(pb(other, "inspect", "bb").stdout)["Id"] == image_id
+    lay = tmp_path / "layout"
+    with tarfile.open(oci) as tf:
+        tf.extractall(lay, filter="data")
+    third = tmp_path / "third"
+    assert "Loaded image: bb:latest" in pb(third, "load", "-i", str(lay)).stdout
 
     assert "Untagged: bb2:latest" in pb(store, "rmi", "bb2").stdout
     r = pb(store, "inspect", "bb2", ok=False)
     assert r.returncode == 1 and "no such image: bb2:latest" in r.stderr
     assert "Traceback" not in r.stderr
-    pb(store, "rmi", "bb", "example.com/team/bb:1")
+    pb(store, "tag", "bb", "bb:again")
+    out = pb(store, "rmi", image_id[7:19]).stdout                # by ID: every name goes
+    assert sorted(out.split()) == sorted(["Untagged:", "bb:latest", "Untagged:", "bb:again",
+                                          "Untagged:", "example.com/team/bb:1"])
     out = pb(store, "prune").stdout
     assert out.startswith("Deleted ") and " 0 blobs" not in out
     assert pb(store, "images").stdout.strip().splitlines()[1:] == []
@@ -84,3 +92,13 @@ def test_errors_are_clean(tmp_path: Path):
     assert r.returncode == 2
     r = pb(store, "tag", "nope", "BAD NAME", ok=False)
     assert r.returncode == 1 and "no such image" in r.stderr
+
+
+def test_unusable_store_and_unwritable_output_are_reported_not_raised(tmp_path: Path):
+    (tmp_path / "file").write_text("x")
+    r = run_pybuild("--root", str(tmp_path / "file" / "store"), "images")
+    assert r.returncode == 4 and "cannot use" in r.stderr and "--root" in r.stderr
+    store = tmp_path / "store"
+    pb(store, "import", str(busybox_rootfs(tmp_path / "rootfs")), "-t", "bb")
+    r = pb(store, "save", "bb", "-o", str(tmp_path / "missing" / "x.tar"), ok=False)
+    assert r.returncode == 1 and f"cannot write {tmp_path}/missing/x.tar" in r.stderr

@@ -7,9 +7,11 @@ import hashlib
 import io
 import os
 import random
+import shutil
 import stat
 import subprocess
 import tarfile
+import tempfile
 import time
 from pathlib import Path
 
@@ -255,3 +257,86 @@ def test_changes_from_upperdir_reads_overlay_whiteouts_and_opaque_dirs(tmp_path:
     # overlay's own xattrs never leak into the layer
     assert not any(k.startswith("SCHILY.xattr.trusted.overlay") for m in members
                    for k in m.pax_headers)
+
+
+@pytest.mark.skipif(not IS_ROOT, reason="needs root to chown to large ids")
+def test_values_beyond_ustar_go_into_pax_records_gnu_tar_agrees(tmp_path: Path):
+    root = tmp_path / "t"
+    root.mkdir()
+    deep = root / ("d" * 80) / ("e" * 80)
+    deep.mkdir(parents=True)
+    (deep / "f").write_text("x")
+    os.symlink("t" * 150, root / "longlink")
+    os.chown(deep / "f", 3_000_000, 4_000_000)           # > 0o7777777: needs pax uid/gid
+    data, _ = layer_bytes(root, Compression.NONE)
+    members = {m.name: m for m in untar(data)}
+    f = members[f"{'d' * 80}/{'e' * 80}/f"]
+    assert (f.uid, f.gid) == (3_000_000, 4_000_000)
+    assert members["longlink"].linkname == "t" * 150
+    listing = subprocess.run(["tar", "-tvf", "-", "--numeric-owner"], input=data,
+                             capture_output=True, check=True).stdout.decode()
+    assert "3000000/4000000" in listing and f"{'e' * 80}/f" in listing
+
+
+@pytest.mark.skipif(not IS_ROOT, reason="needs root to drop to an unprivileged user")
+def test_unprivileged_apply_keeps_read_only_dirs_writable_until_the_end(
+        request: pytest.FixtureRequest):
+    ro, _ = _d("ro")
+    ro.mode = 0o555
+    base = _tar([(ro, None), _f("ro/f", b"1")])
+    top = _tar([_f("ro/g", b"2")])
+    dev = tarfile.TarInfo("null")
+    dev.type = tarfile.CHRTYPE
+    # pytest's tmp_path is not traversable by nobody; use a world-traversable scratch dir.
+    scratch = Path(tempfile.mkdtemp(prefix="pybuild-unpriv-"))
+    os.chmod(scratch, 0o755)
+    request.addfinalizer(lambda: shutil.rmtree(scratch))
+    target = scratch / "root"
+    target.mkdir()
+    os.chown(target, 65534, 65534)
+    pid = os.fork()
+    if pid == 0:  # the child: nobody, no capabilities
+        code = 1
+        try:
+            os.setgroups([])
+            os.setgid(65534)
+            os.setuid(65534)
+            _apply(target, base, top)                         # is_root detected: False
+            try:
+                _apply(target, _tar([(dev, None)]))
+            except ImageError:
+                code = 0
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert stat.S_IMODE(os.stat(target / "ro").st_mode) == 0o555
+    assert (target / "ro" / "f").read_bytes() == b"1"
+    assert (target / "ro" / "g").read_bytes() == b"2"
+    assert os.stat(target / "ro" / "g").st_uid == 65534
+
+
+@pytest.mark.skipif(not IS_ROOT, reason="overlay whiteouts are 0:0 devices: root only")
+def test_overlay_whiteout_mode_writes_overlay_form_without_leaving_the_root(tmp_path: Path):
+    layer = _tar([_d("d"), _f("d/.wh..wh..opq", b""), _f("d/new"), _f(".wh.gone", b""),
+                  _f("sub/.wh.x", b"")])
+    dst = tmp_path / "lower"
+    dst.mkdir()
+    apply_layer(io.BytesIO(layer), dst, name="L", whiteouts="overlay")
+    assert os.getxattr(dst / "d", "trusted.overlay.opaque") == b"y"
+    for victim in ("gone", "sub/x"):
+        st = os.lstat(dst / victim)
+        assert stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
+    assert (dst / "d" / "new").exists() and not list(dst.rglob(".wh.*"))
+    # an absolute symlink is re-rooted, never followed to the host
+    host = tmp_path / "host"
+    host.mkdir()
+    evil = tarfile.TarInfo("evil")
+    evil.type, evil.linkname = tarfile.SYMTYPE, str(host)
+    dst2 = tmp_path / "lower2"
+    dst2.mkdir()
+    apply_layer(io.BytesIO(_tar([(evil, None), _f("evil/.wh.planted", b"")])), dst2,
+                name="L", whiteouts="overlay")
+    assert list(host.iterdir()) == []
+    with pytest.raises(ImageError, match="need root"):
+        apply_layer(io.BytesIO(layer), tmp_path / "lower", whiteouts="overlay", is_root=False)

@@ -18,7 +18,7 @@ from builder.digest import Digest
 from builder.errors import ImageError
 from builder.oci.image import commit_image, get_image
 from builder.oci.layers import changes_from_tree, commit_layer
-from builder.oci.model import History, ImageConfig
+from builder.oci.model import Compression, History, ImageConfig
 from builder.store import CacheRecord, Store, default_root, resolve_root
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -226,3 +226,35 @@ def test_checkout_is_keyed_by_chain_id_and_made_once(tmp_path: Path):
     d1, d2 = Digest("1" * 64), Digest("2" * 64)
     assert chain_id([d1, d2]) == Digest.of_bytes(f"{d1} {d2}".encode())
     assert checkout(store, []).name == "empty"
+
+
+def test_stored_layers_and_images_are_identical_across_stores(tmp_path: Path):
+    from builder.oci.image import import_rootfs
+
+    src = tmp_path / "src"
+    (src / "d").mkdir(parents=True)
+    (src / "d" / "f").write_bytes(bytes(range(256)) * 5000)
+    digests = []
+    for n in range(2):
+        store = Store(tmp_path / f"s{n}")
+        desc = import_rootfs(store, src, source_date_epoch=1_700_000_000)
+        digests.append(desc.digest)
+        rec = store.get_layer(get_image(store, desc.digest).config.diff_ids[0])
+        assert rec is not None and list(rec.variants) == [Compression.ZSTD]
+    assert digests[0] == digests[1]                     # manifest → same blob digests too
+
+
+def test_lookup_prefers_names_then_ids(tmp_path: Path):
+    from builder.oci.image import lookup
+
+    store = Store(tmp_path / "s")
+    a, b = _image(store, tmp_path, "a"), _image(store, tmp_path, "b")
+    store.set_image("docker.io/library/b:latest", b)
+    b_id = get_image(store, b).id.hex
+    prefix = b_id[:12]
+    assert lookup(store, prefix) == ("docker.io/library/b:latest", b)      # by ID prefix
+    store.set_image(f"docker.io/library/{prefix}:latest", a)               # a name that looks
+    assert lookup(store, prefix) == (f"docker.io/library/{prefix}:latest", a)  # like an ID
+    assert lookup(store, f"sha256:{b_id}")[1] == b
+    with pytest.raises(ImageError, match="no such image: nope:latest"):
+        lookup(store, "nope")

@@ -27,40 +27,35 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
-import hashlib
 import json
 import os
 import shutil
-import sqlite3
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol
+from typing import Any
 
 from builder.digest import Digest
-from builder.errors import ImageError
-from builder.oci.model import (
-    INDEX_TYPES,
-    MANIFEST_TYPES,
-    Compression,
-    Descriptor,
-    Index,
-    Manifest,
-    canonical_json,
-    media_type_of,
+from builder.errors import EnvironmentProblem, ImageError
+from builder.oci.model import ImageConfig, Index, canonical_json, parse_document
+from builder.store.blobs import (
+    BlobWriter,
+    ReadStream,
+    VerifiedReader,
+    atomic_write,
+    fsync_dir,
 )
+from builder.store.records import CacheRecord, LayerRecord, PruneReport
+from builder.store.statmemo import StatMemo
 
-
-class ReadStream(Protocol):
-    """Anything with a bytes `read`: files, tar members, decompressors, VerifiedReader."""
-
-    def read(self, n: int = -1, /) -> bytes: ...
-
+__all__ = [
+    "ENV_ROOT", "SYSTEM_ROOT", "BlobWriter", "CacheRecord", "LayerRecord", "PruneReport",
+    "ReadStream", "StatMemo", "Store", "VerifiedReader", "atomic_write", "default_root",
+    "fsync_dir", "resolve_root",
+]
 
 ENV_ROOT = "PYBUILD_ROOT"
 SYSTEM_ROOT = Path("/var/lib/pybuild")
-_CHUNK = 1 << 20
 
 
 def default_root(environ: Mapping[str, str] | None = None, euid: int | None = None) -> Path:
@@ -82,212 +77,6 @@ def resolve_root(option: str | os.PathLike[str] | None,
     return Path(option) if option else default_root(environ)
 
 
-def fsync_dir(path: Path) -> None:
-    """fsync a directory so a rename into it is durable."""
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def atomic_write(path: Path, data: bytes, tmp_dir: Path | None = None) -> None:
-    """Write `data` to `path` atomically (temp + fsync + rename + fsync dir)."""
-    tmp_dir = tmp_dir or path.parent
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=tmp_dir)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.rename(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    fsync_dir(path.parent)
-
-
-# --- records -----------------------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class LayerRecord:
-    """One layer, known by its diff_id, and the blobs that hold it per compression.
-
-    `variants` maps a Compression to the descriptor of a blob in the store; at least one is
-    present. `size` is the uncompressed tar size.
-    """
-
-    diff_id: Digest
-    size: int
-    variants: Mapping[Compression, Descriptor]
-
-    def best_for_reading(self) -> Descriptor:
-        """The cheapest variant to decompress: none, then zstd, then gzip."""
-        for c in (Compression.NONE, Compression.ZSTD, Compression.GZIP):
-            if c in self.variants:
-                return self.variants[c]
-        raise ImageError(f"layer {self.diff_id} has no blob")
-
-    def to_json(self) -> dict[str, Any]:
-        return {"diff_id": str(self.diff_id), "size": self.size,
-                "variants": {c.value: d.to_json() for c, d in sorted(self.variants.items())}}
-
-    @classmethod
-    def from_json(cls, d: Mapping[str, Any]) -> LayerRecord:
-        return cls(Digest.parse(d["diff_id"]), int(d["size"]),
-                   {Compression(k): Descriptor.from_json(v) for k, v in d["variants"].items()})
-
-
-@dataclass(frozen=True, slots=True)
-class CacheRecord:
-    """The result of one cached build step, keyed by its cache key (a Fingerprint string).
-
-    `diff_id` names the layer the step produced (None: a config-only step); the layer's blobs
-    are found through `Store.get_layer`. `config` is whatever image-config state the executor
-    needs to resume after a hit (JSON-able). `blobs` lists any other blobs the record keeps
-    alive against `prune`.
-    """
-
-    key: str
-    diff_id: Digest | None
-    config: Mapping[str, Any] = field(default_factory=dict)
-    created: str = ""
-    blobs: tuple[Digest, ...] = ()
-
-    def to_json(self) -> dict[str, Any]:
-        return {"key": self.key, "diff_id": str(self.diff_id) if self.diff_id else None,
-                "config": dict(self.config), "created": self.created,
-                "blobs": [str(b) for b in self.blobs]}
-
-    @classmethod
-    def from_json(cls, d: Mapping[str, Any]) -> CacheRecord:
-        return cls(d["key"], Digest.parse(d["diff_id"]) if d.get("diff_id") else None,
-                   dict(d.get("config") or {}), d.get("created", ""),
-                   tuple(Digest.parse(b) for b in d.get("blobs") or ()))
-
-
-@dataclass(frozen=True, slots=True)
-class PruneReport:
-    """What `Store.prune` removed."""
-
-    blobs: int = 0
-    bytes: int = 0
-    layer_records: int = 0
-    rootfs: int = 0
-    cache_records: int = 0
-    temp: int = 0
-
-
-# --- blob I/O ----------------------------------------------------------------------------------
-class BlobWriter:
-    """Stream a blob into the store: hashes while writing, publishes atomically on `commit`.
-
-    Use as a context manager; leaving the block without `commit` (or on an exception)
-    discards the temp file, so no partial blob ever becomes visible.
-    """
-
-    def __init__(self, store: Store, expected: Digest | None = None,
-                 expected_size: int | None = None) -> None:
-        self._store = store
-        self._expected = expected
-        self._expected_size = expected_size
-        fd, tmp = tempfile.mkstemp(prefix="blob-", dir=store.tmp_root)
-        self._file = os.fdopen(fd, "wb", buffering=0)
-        self._tmp = Path(tmp)
-        self._hash = hashlib.sha256()
-        self.size = 0
-        self.digest: Digest | None = None
-
-    def write(self, data: bytes | bytearray | memoryview) -> int:
-        self._hash.update(data)
-        self._file.write(data)
-        self.size += len(data)
-        if self._expected_size is not None and self.size > self._expected_size:
-            raise ImageError(f"blob {self._expected} is larger than its declared size "
-                             f"{self._expected_size}")
-        return len(data)
-
-    def copy_from(self, src: ReadStream) -> None:
-        while block := src.read(_CHUNK):
-            self.write(block)
-
-    def commit(self) -> Digest:
-        """Verify and publish; returns the digest. Raises ImageError on digest/size mismatch."""
-        digest = Digest(self._hash.hexdigest())
-        if self._expected is not None and digest != self._expected:
-            raise ImageError(f"blob digest mismatch: expected {self._expected}, got {digest}",
-                             hint="the source is corrupt or was tampered with")
-        if self._expected_size is not None and self.size != self._expected_size:
-            raise ImageError(f"blob {digest} has size {self.size}, declared "
-                             f"{self._expected_size}")
-        os.fsync(self._file.fileno())
-        self._file.close()
-        dest = self._store.blob_path(digest)
-        if dest.exists():
-            self._tmp.unlink()
-        else:
-            os.rename(self._tmp, dest)
-            fsync_dir(dest.parent)
-        self.digest = digest
-        return digest
-
-    def abort(self) -> None:
-        if not self._file.closed:
-            self._file.close()
-        with contextlib.suppress(FileNotFoundError):
-            self._tmp.unlink()
-
-    def __enter__(self) -> BlobWriter:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.digest is None:
-            self.abort()
-
-
-class VerifiedReader:
-    """A read-only stream over a stored blob that checks its sha256 when it reaches EOF.
-
-    Raises ImageError from `read` at EOF on mismatch. `drain()` reads the rest so a consumer
-    that stops early (tar end-of-archive blocks) still gets the verification.
-    """
-
-    def __init__(self, path: Path, digest: Digest) -> None:
-        self._f = open(path, "rb")  # noqa: SIM115 - closed by close()/__exit__
-        self._digest = digest
-        self._hash = hashlib.sha256()
-        self._done = False
-
-    def read(self, n: int = -1, /) -> bytes:
-        data = self._f.read(n)
-        self._hash.update(data)
-        if (not data or n < 0) and not self._done:
-            self._done = True
-            got = self._hash.hexdigest()
-            if got != self._digest.hex:
-                raise ImageError(f"blob {self._digest} is corrupt (content hashes to "
-                                 f"sha256:{got})", hint="run `pybuild prune` and re-pull or "
-                                 "re-build the image")
-        return data
-
-    def readable(self) -> bool:
-        return True
-
-    def drain(self) -> None:
-        while self.read(_CHUNK):
-            pass
-
-    def close(self) -> None:
-        self._f.close()
-
-    def __enter__(self) -> VerifiedReader:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-# --- the store ---------------------------------------------------------------------------------
 class Store:
     """A pybuild store rooted at `root` (created on first use). Thread- and process-safe."""
 
@@ -300,9 +89,14 @@ class Store:
         self.tmp_root = self.root / "tmp"
         self.lock_root = self.root / "locks"
         self.images_file = self.root / "images.json"
-        for d in (self.blob_root, self.layer_root, self.cache_root, self.rootfs_root,
-                  self.tmp_root, self.lock_root):
-            d.mkdir(parents=True, exist_ok=True)
+        try:
+            for d in (self.blob_root, self.layer_root, self.cache_root, self.rootfs_root,
+                      self.tmp_root, self.lock_root):
+                d.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise EnvironmentProblem(
+                f"cannot use {self.root} as the pybuild store: {e.strerror}",
+                hint=f"pass --root DIR or set {ENV_ROOT} to a writable directory") from None
 
     # blobs ------------------------------------------------------------------------------------
     def blob_path(self, digest: Digest) -> Path:
@@ -322,7 +116,7 @@ class Store:
     def blob_writer(self, expected: Digest | None = None,
                     expected_size: int | None = None) -> BlobWriter:
         """A BlobWriter (context manager) that publishes on `commit()`."""
-        return BlobWriter(self, expected, expected_size)
+        return BlobWriter(self.tmp_root, self.blob_root, expected, expected_size)
 
     def put_blob(self, data: bytes, expected: Digest | None = None) -> Digest:
         """Store bytes; idempotent; atomic. Raises ImageError if `expected` does not match."""
@@ -527,22 +321,18 @@ class Store:
                 return
             blobs.add(d)
             try:
-                data = self.read_blob(d)
-                mt = media_type_of(data)
+                doc = parse_document(self.read_blob(d))
             except (ImageError, ValueError):
-                return
-            if mt in INDEX_TYPES or (not mt and b'"manifests"' in data):
-                for m in Index.from_bytes(data).manifests:
+                return  # a config or a layer, or damaged: nothing more to reach from it
+            if isinstance(doc, Index):
+                for m in doc.manifests:
                     walk(m.digest)
-            elif mt in MANIFEST_TYPES or (not mt and b'"layers"' in data):
-                man = Manifest.from_bytes(data)
-                blobs.add(man.config.digest)
-                blobs.update(layer.digest for layer in man.layers)
-                with contextlib.suppress(ImageError, ValueError, KeyError):
-                    from builder.oci.model import ImageConfig
-
-                    cfg = ImageConfig.from_bytes(self.read_blob(man.config.digest))
-                    diff_ids.update(cfg.diff_ids)
+                return
+            blobs.add(doc.config.digest)
+            blobs.update(layer.digest for layer in doc.layers)
+            with contextlib.suppress(ImageError, ValueError, KeyError):
+                cfg = ImageConfig.from_bytes(self.read_blob(doc.config.digest))
+                diff_ids.update(cfg.diff_ids)
 
         for digest in self.images().values():
             walk(digest)
@@ -595,51 +385,6 @@ class Store:
         return StatMemo(self.root / "statmemo.sqlite")
 
 
-class StatMemo:
-    """Remembers a file's content fingerprint keyed by its path and a stat stamp
-    (size, mtime_ns, ino, ctime_ns): a changed stamp means re-read. Safe across processes
-    (SQLite WAL); use as a context manager to commit on exit."""
-
-    def __init__(self, path: Path) -> None:
-        self._db = sqlite3.connect(path, timeout=30, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("CREATE TABLE IF NOT EXISTS memo (path TEXT PRIMARY KEY, stamp TEXT, "
-                         "fp TEXT)")
-        self._pending: list[tuple[str, str, str]] = []
-
-    @staticmethod
-    def stamp(st: os.stat_result) -> str:
-        return f"{st.st_size}:{st.st_mtime_ns}:{st.st_ino}:{st.st_ctime_ns}"
-
-    def get(self, path: str, st: os.stat_result) -> str | None:
-        row = self._db.execute("SELECT stamp, fp FROM memo WHERE path=?", (path,)).fetchone()
-        if row and row[0] == self.stamp(st):
-            return str(row[1])
-        return None
-
-    def put(self, path: str, st: os.stat_result, fingerprint: str) -> None:
-        self._pending.append((path, self.stamp(st), fingerprint))
-
-    def commit(self) -> None:
-        if self._pending:
-            with self._db:
-                self._db.execute("BEGIN")
-                self._db.executemany("INSERT OR REPLACE INTO memo VALUES (?,?,?)",
-                                     self._pending)
-            self._pending.clear()
-
-    def close(self) -> None:
-        self.commit()
-        self._db.close()
-
-    def __enter__(self) -> StatMemo:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
 def _rmtree(path: Path) -> None:
     """Remove a tree we own, even if a build left read-only dirs in it."""
     if not os.path.lexists(path):
@@ -659,8 +404,3 @@ def _rmtree(path: Path) -> None:
                 os.unlink(p)
 
     shutil.rmtree(path, onerror=onerror)
-
-
-def iter_chunks(f: BinaryIO, size: int = _CHUNK) -> Iterable[bytes]:
-    while block := f.read(size):
-        yield block
