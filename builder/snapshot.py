@@ -1,5 +1,8 @@
-"""Turns a finished step's overlay upperdir into the change set the layer writer consumes
-(`builder.oci.layers.Change`), minus the sandbox's own mount-point stubs.
+"""Turns a finished step's overlay-format upper directory into the change set the layer
+writer consumes (`builder.oci.layers.Change`), minus the sandbox's own mount-point stubs.
+Every sandbox filesystem strategy leaves that format behind: kernel overlayfs,
+fuse-overlayfs, and the copy strategy, which converts its tree afterwards
+(`builder.sandbox.tree.to_overlay_upper`).
 
 Overlay's on-disk format (Documentation/filesystems/overlayfs.rst) → OCI layer semantics
 (image-spec layer.md "Whiteouts"):
@@ -7,6 +10,8 @@ Overlay's on-disk format (Documentation/filesystems/overlayfs.rst) → OCI layer
   - a directory with `trusted.overlay.opaque` / `user.overlay.opaque` = "y" replaced whatever
     the lowers had there → OPAQUE;
   - overlay's own xattrs (`trusted.overlay.*`, `user.overlay.*`) are stripped by the writer;
+  - fuse-overlayfs, when it cannot use those, writes OCI-style `.wh.<name>` files and a
+    `.wh..wh..opq` marker (plus a `.wh..opq` device): they mean the same;
   - mount-point stubs the sandbox created (ExecResult.stubs) are not the step's changes.
 """
 
@@ -17,25 +22,27 @@ import stat
 from collections.abc import Iterable
 
 from builder.oci.layers import Change, ChangeKind
+from builder.sandbox.tree import (
+    OPAQUE_XATTRS,
+    is_whiteout,
+    xattr,
+)
 
-_OPAQUE = ("trusted.overlay.opaque", "user.overlay.opaque")
-_WHITEOUT = ("trusted.overlay.whiteout", "user.overlay.whiteout")
+_WH = ".wh."
+_WH_OPQ = ".wh..wh..opq"
+_FUSE_WH_OPQ = ".wh..opq"
 
 
-def _xattr(path: str, names: tuple[str, ...]) -> bytes | None:
-    for name in names:
+def _in_lowers(rel: str, lowers: tuple[str, ...]) -> bool:
+    """Whether some lower (topmost first) has `rel` and does not white it out."""
+    for lower in reversed(lowers):
+        full = os.path.join(lower, rel)
         try:
-            return os.getxattr(path, name, follow_symlinks=False)
-        except OSError:
+            st = os.lstat(full)
+        except (FileNotFoundError, NotADirectoryError):
             continue
-    return None
-
-
-def _is_whiteout(path: str, st: os.stat_result) -> bool:
-    if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
-        return True
-    # Kernels >= 6.7 may store whiteouts as xattrs on empty regular files (nested overlays).
-    return stat.S_ISREG(st.st_mode) and st.st_size == 0 and _xattr(path, _WHITEOUT) is not None
+        return not is_whiteout(full, st)
+    return False
 
 
 def _same_dir_in_lowers(rel: str, st: os.stat_result, lowers: tuple[str, ...]) -> bool:
@@ -65,19 +72,37 @@ def changes(upper: str, *, stubs: Iterable[str] = (),
     for dirpath, dirnames, filenames in os.walk(upper):
         rel_dir = os.path.relpath(dirpath, upper)
         rel_dir = "" if rel_dir == "." else rel_dir
-        for name in [*dirnames, *filenames]:
+        names = [*dirnames, *filenames]
+        if rel_dir and (_WH_OPQ in names or _FUSE_WH_OPQ in names):
+            found[rel_dir] = Change(rel_dir, ChangeKind.OPAQUE, dirpath)
+        for name in names:
             full = os.path.join(dirpath, name)
             rel = f"{rel_dir}/{name}" if rel_dir else name
+            if name in (_WH_OPQ, _FUSE_WH_OPQ):
+                continue
+            if name.startswith(_WH):
+                gone = f"{rel_dir}/{name[len(_WH):]}" if rel_dir else name[len(_WH):]
+                found[gone] = Change(gone, ChangeKind.DELETE)
+                continue
             st = os.lstat(full)
-            if _is_whiteout(full, st):
+            if is_whiteout(full, st):
                 found[rel] = Change(rel, ChangeKind.DELETE)
                 continue
             kind = ChangeKind.ADD
-            if stat.S_ISDIR(st.st_mode) and _xattr(full, _OPAQUE) == b"y":
+            if stat.S_ISDIR(st.st_mode) and xattr(full, OPAQUE_XATTRS) == b"y":
                 kind = ChangeKind.OPAQUE
+            if found.get(rel, Change(rel, kind)).kind is ChangeKind.OPAQUE:
+                kind = ChangeKind.OPAQUE  # already marked by a .wh..wh..opq inside it
             found[rel] = Change(rel, kind, full)
             stats[rel] = st
-    _drop_stubs(found, stats, set(stubs), tuple(lowers))
+    lowers = tuple(lowers)
+    if lowers:
+        # fuse-overlayfs marks every directory it creates as opaque, kernel overlayfs only
+        # those that replace one: opaque means nothing where no lower has the directory.
+        for rel, c in list(found.items()):
+            if c.kind is ChangeKind.OPAQUE and not _in_lowers(rel, lowers):
+                found[rel] = Change(rel, ChangeKind.ADD, c.source)
+    _drop_stubs(found, stats, set(stubs), lowers)
     return tuple(sorted(found.values(), key=lambda c: c.path.encode("utf-8", "surrogateescape")))
 
 
@@ -90,7 +115,8 @@ def _drop_stubs(found: dict[str, Change], stats: dict[str, os.stat_result], stub
                 lowers: tuple[str, ...]) -> None:
     for stub in sorted(stubs, key=lambda p: p.count("/"), reverse=True):  # deepest first
         c = found.get(stub)
-        if c is None or c.kind is not ChangeKind.ADD:
+        # OPAQUE too: fuse-overlayfs marks every directory it creates anew as opaque.
+        if c is None or c.kind is ChangeKind.DELETE:
             continue
         st = stats[stub]
         empty = ((stat.S_ISDIR(st.st_mode) and not _has_children(found, stub))

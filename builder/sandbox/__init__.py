@@ -5,6 +5,7 @@ Public interface (everything else in this package is private):
     detect() -> ModeReport                  which rung of the ladder this machine allows, and why
     run(spec, *, stdin=, stdout=, stderr=) -> ExecResult       run to completion
     start(spec, *, stdin=, stdout=, stderr=) -> Process        run in the background
+    changes(spec, result) -> tuple[oci.layers.Change, ...]     the step's change set
     id_maps() -> (uid_map, gid_map)         how rootless sandboxes map ids (for the snapshot)
     SandboxError                            the process could not be set up
     SandboxUnavailable                      no sandbox mode here (exit code 4, names the fix)
@@ -18,15 +19,9 @@ descriptor, bytes (fed then closed) or None (/dev/null).
 from __future__ import annotations
 
 from builder.sandbox.mode import Mode, ModeReport, detect
-from builder.sandbox.runner import (
-    Output,
-    Process,
-    SandboxError,
-    SandboxUnavailable,
-    id_maps,
-    run,
-    start,
-)
+from builder.sandbox.plan import Output, SandboxError, SandboxUnavailable
+from builder.sandbox.process import Process
+from builder.sandbox.runner import changes, id_maps, run, start
 from builder.sandbox.spec import ExecResult, IdMap, Mount, SandboxSpec
 
 __all__ = [
@@ -40,6 +35,7 @@ __all__ = [
     "SandboxError",
     "SandboxSpec",
     "SandboxUnavailable",
+    "changes",
     "detect",
     "id_maps",
     "run",

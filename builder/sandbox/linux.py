@@ -64,7 +64,8 @@ _NR_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "riscv64": 41, "ppc64le": 203,
 def _check(ret: int, what: str, path: str | None = None) -> None:
     if ret < 0:
         err = ctypes.get_errno()
-        raise OSError(err, f"{what}: {os.strerror(err)}", path)
+        where = f" {path}" if path else ""
+        raise OSError(err, f"{what}{where}: {os.strerror(err)}")
 
 
 def _b(s: str | bytes | None) -> bytes | None:

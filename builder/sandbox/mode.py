@@ -118,10 +118,11 @@ def _try_overlay(extra: str) -> None:
                 f"lowerdir={base}/l,upperdir={base}/u,workdir={base}/w{extra}")
 
 
-def _root_probe() -> None:
+def _root_probe(overlay: bool) -> None:
     linux.unshare(linux.CLONE_NEWNS | linux.CLONE_NEWPID | linux.CLONE_NEWUTS
                   | linux.CLONE_NEWIPC | linux.CLONE_NEWNET)
-    _try_overlay("")
+    if overlay:
+        _try_overlay("")
 
 
 def _userns_probe(overlay: bool) -> None:
@@ -154,28 +155,42 @@ def subid_range(kind: str, user: str, uid: int) -> tuple[int, int] | None:
 
 
 MODE_ENV = "PYBUILD_SANDBOX_MODE"
+FS_ENV = "PYBUILD_SANDBOX_FS"
+_ORDER = [Mode.ROOT, Mode.ROOTLESS_SUBID, Mode.ROOTLESS_SINGLE, Mode.NONE]
+_FS_ORDER = [Filesystem.OVERLAY, Filesystem.OVERLAY_USERXATTR, Filesystem.FUSE_OVERLAYFS,
+             Filesystem.COPY]
 
 
 def detect() -> ModeReport:
     """Probe the ladder best-first and report the first rung that works (cached per process).
 
-    PYBUILD_SANDBOX_MODE=rootless-single-id (or rootless-subid) steps DOWN the ladder, e.g. to
-    test a CI setup locally; asking for a rung above the detected one is reported, not obeyed."""
+    Two environment variables step DOWN the ladder, e.g. to reproduce a CI setup locally:
+    PYBUILD_SANDBOX_MODE (rootless-subid, rootless-single-id, none; as a regular user) and
+    PYBUILD_SANDBOX_FS (fuse-overlayfs, copy). Asking for more than the machine allows is
+    reported in the reason, not obeyed."""
     report = _detect()
     wanted = os.environ.get(MODE_ENV)
-    if not wanted or wanted == report.mode.value:
-        return report
-    order = [Mode.ROOT, Mode.ROOTLESS_SUBID, Mode.ROOTLESS_SINGLE, Mode.NONE]
+    if wanted and wanted != report.mode.value:
+        report = _step_mode(report, wanted)
+    wanted_fs = os.environ.get(FS_ENV)
+    if wanted_fs and report.mode is not Mode.NONE and wanted_fs != report.filesystem.value:
+        report = _step_fs(report, wanted_fs)
+    return report
+
+
+def _step_mode(report: ModeReport, wanted: str) -> ModeReport:
     try:
         want = Mode(wanted)
     except ValueError:
         return _with_note(report, f"ignored {MODE_ENV}={wanted!r}: not a mode")
-    if order.index(want) < order.index(report.mode):
+    if want is not Mode.NONE and _ORDER.index(want) < _ORDER.index(report.mode):
         return _with_note(report, f"ignored {MODE_ENV}={wanted}: this machine only allows "
                                   f"{report.mode.value}")
     if want is Mode.NONE:
         return ModeReport(Mode.NONE, Filesystem.NONE, report.checks,
-                          f"{MODE_ENV}=none: RUN steps are refused", supported=False)
+                          f"{MODE_ENV}=none: RUN steps are refused, COPY-only builds still work",
+                          fix=f"unset {MODE_ENV} (this machine allows {report.mode.value})",
+                          supported=False)
     if report.mode is Mode.ROOT:
         # Stepping down from root needs the rootless probes, which root skipped.
         return _with_note(report, f"ignored {MODE_ENV}={wanted}: run as a regular user")
@@ -183,9 +198,34 @@ def detect() -> ModeReport:
                       report.reason + f" ({MODE_ENV}={wanted})", report.fix, report.supported)
 
 
+def _step_fs(report: ModeReport, wanted: str) -> ModeReport:
+    try:
+        want = Filesystem(wanted)
+    except ValueError:
+        return _with_note(report, f"ignored {FS_ENV}={wanted!r}: not a filesystem strategy")
+    if want not in _FS_ORDER or _FS_ORDER.index(want) < _FS_ORDER.index(report.filesystem) \
+            or (want is Filesystem.OVERLAY_USERXATTR and report.mode is Mode.ROOT):
+        return _with_note(report, f"ignored {FS_ENV}={wanted}: not below "
+                                  f"{report.filesystem.value}")
+    if want is Filesystem.FUSE_OVERLAYFS and not _fuse_usable()[0]:
+        return _with_note(report, f"ignored {FS_ENV}={wanted}: {_fuse_usable()[1]}")
+    return ModeReport(report.mode, want, report.checks,
+                      f"{report.reason}; stepped down to {wanted} by {FS_ENV}", report.fix,
+                      report.supported)
+
+
 def _with_note(report: ModeReport, note: str) -> ModeReport:
     return ModeReport(report.mode, report.filesystem, report.checks,
                       f"{report.reason}; {note}", report.fix, report.supported)
+
+
+def _fuse_usable() -> tuple[bool, str]:
+    exe = shutil.which("fuse-overlayfs")
+    if not exe:
+        return False, "fuse-overlayfs not installed (Debian package fuse-overlayfs)"
+    if not os.access("/dev/fuse", os.R_OK | os.W_OK):
+        return False, "/dev/fuse is missing or not read/writable by this user"
+    return True, exe
 
 
 @functools.lru_cache(maxsize=1)
@@ -196,13 +236,20 @@ def _detect() -> ModeReport:
     checks.append(Check("euid", True, str(euid)))
     checks.append(Check("CAP_SYS_ADMIN", has_admin, "in effective set" if has_admin else
                         "not in effective set"))
+    fuse_ok, fuse_detail = _fuse_usable()
     if euid == 0 and has_admin:
-        ok, err = _probe(_root_probe)
-        checks.append(Check("namespaces + overlayfs as root", ok, err or "mounted"))
+        ok, err = _probe(lambda: _root_probe(False))
+        checks.append(Check("mount/pid/uts/ipc/net namespaces as root", ok, err or "created"))
         if ok:
-            return ModeReport(Mode.ROOT, Filesystem.OVERLAY, tuple(checks),
+            ok_ovl, err_ovl = _probe(lambda: _root_probe(True))
+            checks.append(Check("overlayfs", ok_ovl, err_ovl or "mounted"))
+            if not ok_ovl:
+                checks.append(Check("fuse-overlayfs", fuse_ok, fuse_detail))
+            fs = (Filesystem.OVERLAY if ok_ovl else
+                  Filesystem.FUSE_OVERLAYFS if fuse_ok else Filesystem.COPY)
+            return ModeReport(Mode.ROOT, fs, tuple(checks),
                               "running as root with CAP_SYS_ADMIN: mount/pid/uts/ipc/net "
-                              "namespaces and overlayfs work")
+                              f"namespaces work; filesystem: {fs.value}")
     ok, err = _probe(lambda: _userns_probe(False))
     checks.append(Check("unprivileged user namespace", ok, err or "created"))
     if not ok:
@@ -212,9 +259,7 @@ def _detect() -> ModeReport:
     ok_ovl, err_ovl = _probe(lambda: _userns_probe(True))
     checks.append(Check("overlayfs with userxattr in a user namespace", ok_ovl,
                         err_ovl or "mounted"))
-    fuse_ok = bool(shutil.which("fuse-overlayfs")) and os.path.exists("/dev/fuse")
-    checks.append(Check("fuse-overlayfs", fuse_ok, shutil.which("fuse-overlayfs") or
-                        "not installed (or /dev/fuse missing)"))
+    checks.append(Check("fuse-overlayfs", fuse_ok, fuse_detail))
     try:
         user = pwd.getpwuid(os.getuid()).pw_name
     except KeyError:
@@ -228,11 +273,8 @@ def _detect() -> ModeReport:
     fs = (Filesystem.OVERLAY_USERXATTR if ok_ovl else
           Filesystem.FUSE_OVERLAYFS if fuse_ok else Filesystem.COPY)
     mode = Mode.ROOTLESS_SUBID if subid_ok else Mode.ROOTLESS_SINGLE
-    supported = fs is Filesystem.OVERLAY_USERXATTR
     why = (f"rootless ({user}): user namespaces work; "
            + ("a subuid/subgid range maps 65536 ids" if subid_ok else
               "no subuid/subgid range, so only our own id is mapped (to 0)")
            + f"; filesystem: {fs.value}")
-    if not supported:
-        why += " (not implemented yet: RUN is refused)"
-    return ModeReport(mode, fs, tuple(checks), why, supported=supported)
+    return ModeReport(mode, fs, tuple(checks), why)

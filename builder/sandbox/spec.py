@@ -92,7 +92,8 @@ class ExecResult:
     was killed because `timeout` expired (exit_code is then 137). `error` is set when the
     command could not be started at all (not found → 127, not executable → 126), with a message.
     `stubs` lists the paths (relative to the rootfs, parents before children) that the sandbox
-    itself created in the upper layer as mount points; the snapshot drops them.
+    itself created in the upper layer as mount points; the snapshot drops them. Get the
+    step's change set with `builder.sandbox.changes(spec, result)`.
     """
 
     exit_code: int
@@ -101,6 +102,9 @@ class ExecResult:
     error: str | None = None
     duration: float = 0.0
     stubs: tuple[str, ...] = ()
+    # How the rootfs was assembled ("overlayfs", "overlayfs-userxattr", "fuse-overlayfs",
+    # "copy"): tells builder.sandbox.changes() how to read the step's changes.
+    filesystem: str = "overlayfs"
 
     @property
     def ok(self) -> bool:

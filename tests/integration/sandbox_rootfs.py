@@ -12,7 +12,7 @@ from pathlib import Path
 from builder.sandbox import ExecResult, SandboxSpec, detect
 from builder.sandbox.mode import Mode
 from builder.sandbox.ociconfig import runtime_config
-from builder.sandbox.runner import _host_resolv, _hosts_text
+from builder.sandbox.runner import host_resolv, hosts_text
 from builder.sandbox.users import resolve
 
 BUSYBOX = shutil.which("busybox")
@@ -30,8 +30,12 @@ other:x:2000:
 """
 
 
-def make_rootfs(root: Path) -> Path:
-    """A minimal rootfs: /bin/busybox with every applet linked, /etc/passwd and /etc/group."""
+def make_rootfs(root: Path, *, image_like: bool = False) -> Path:
+    """A minimal rootfs: /bin/busybox with every applet linked, /etc/passwd and /etc/group.
+
+    `image_like` adds what real base images ship (empty /proc, /sys, /dev, /etc/hosts,
+    /etc/resolv.conf), so no mount-point stubs are needed (the benchmark's realistic case);
+    without it the sandbox must create them (the stub logic's test case)."""
     if BUSYBOX is None:
         raise RuntimeError("busybox not installed (Debian package busybox-static)")
     (root / "bin").mkdir(parents=True)
@@ -49,6 +53,11 @@ def make_rootfs(root: Path) -> Path:
     os.chown(root / "home" / "app", 1000, 1000) if os.geteuid() == 0 else None
     (root / "tmp").mkdir(mode=0o1777)
     os.chmod(root / "tmp", 0o1777)
+    if image_like:
+        for d in ("proc", "sys", "dev"):
+            (root / d).mkdir(mode=0o755)
+        (root / "etc" / "hosts").write_text("")
+        (root / "etc" / "resolv.conf").write_text("")
     return root
 
 
@@ -63,11 +72,11 @@ def runc_run(spec: SandboxSpec, bundle: Path, rootfs: Path) -> tuple[int, bytes,
     user = resolve(spec.user, (root / "etc/passwd").read_text(),
                    (root / "etc/group").read_text(), spec.groups)
     hosts = bundle / "hosts"
-    hosts.write_text(_hosts_text(spec))
+    hosts.write_text(hosts_text(spec))
     resolv = None
     if spec.network == "host":
         resolv = bundle / "resolv.conf"
-        resolv.write_text(_host_resolv())
+        resolv.write_text(host_resolv())
     cfg = runtime_config(spec, user, str(root), str(hosts), str(resolv) if resolv else None)
     (bundle / "config.json").write_text(json.dumps(cfg))
     cid = f"pybuild-test-{os.getpid()}-{bundle.name}"
@@ -89,8 +98,20 @@ def skip_reason_root() -> str | None:
     return None
 
 
+def mounts_mentioning(*paths: str | Path) -> list[str]:
+    """Host mount table lines that mention any of `paths` (mount point, source or options).
+
+    Tests compare these before and after instead of the whole table: other processes on the
+    machine may mount and unmount things meanwhile; a leaked sandbox mount always names the
+    test's own directories."""
+    needles = [str(p) for p in paths]
+    with open("/proc/self/mountinfo") as f:
+        return [line for line in f if any(n in line for n in needles)]
+
+
 def collect(result_lines: list[bytes]) -> str:
     return b"".join(result_lines).decode()
 
 
-__all__ = ["ExecResult", "collect", "make_rootfs", "runc_run", "skip_reason_root"]
+__all__ = ["ExecResult", "collect", "make_rootfs", "mounts_mentioning", "runc_run",
+           "skip_reason_root"]

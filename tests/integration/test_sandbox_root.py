@@ -20,7 +20,7 @@ from builder.oci.layers import write_layer
 from builder.oci.model import Compression
 from builder.sandbox import Mount, SandboxError, SandboxSpec, run, start
 from builder.snapshot import changes
-from tests.integration.sandbox_rootfs import make_rootfs, skip_reason_root
+from tests.integration.sandbox_rootfs import make_rootfs, mounts_mentioning, skip_reason_root
 
 pytestmark = pytest.mark.integration
 
@@ -248,6 +248,16 @@ def test_proc_sys_dev(step) -> None:
     assert out.splitlines()[1:] == ["NULL", "4", "SYSRO", "PROCRO", "PTS"]
 
 
+def test_umask_is_docker_default_whatever_the_caller_has(step) -> None:
+    make, _ = step
+    old = os.umask(0o077)
+    try:
+        code, out, _ = sh(make, "umask; touch /f; stat -c %a /f; stat -c '%a %t,%T' /dev/null")
+    finally:
+        os.umask(old)
+    assert (code, out.split()) == (0, ["0022", "644", "666", "1,3"])
+
+
 def test_timeout_kills_the_sandbox(step) -> None:
     make, _ = step
     t = time.monotonic()
@@ -288,9 +298,23 @@ def test_change_set_whiteouts_opaque_dirs_and_no_stubs(tmp_path: Path, rootfs: P
                    for m in members.values() for k in m.pax_headers)
 
 
-def _mountinfo() -> str:
-    with open("/proc/self/mountinfo") as f:
-        return f.read()
+def test_upper_on_overlayfs_names_the_fix(tmp_path: Path, rootfs: Path) -> None:
+    for d in "luwm":
+        (tmp_path / d).mkdir()
+    subprocess.run(["mount", "-t", "overlay", "overlay", "-o",
+                    f"lowerdir={tmp_path}/l,upperdir={tmp_path}/u,workdir={tmp_path}/w",
+                    str(tmp_path / "m")], check=True)
+    try:
+        (tmp_path / "m" / "up").mkdir()
+        (tmp_path / "m" / "wk").mkdir()
+        spec = SandboxSpec(lowers=(str(rootfs),), upper=str(tmp_path / "m" / "up"),
+                           work=str(tmp_path / "m" / "wk"), argv=("/bin/true",))
+        with pytest.raises(SandboxError) as err:
+            run(spec)
+    finally:
+        subprocess.run(["umount", str(tmp_path / "m")], check=True)
+    assert err.value.message.startswith("cannot set up the sandbox: mount overlay on /")
+    assert err.value.hint and "PYBUILD_SANDBOX_FS" in err.value.hint
 
 
 def _processes_with(marker: str) -> list[int]:
@@ -307,8 +331,8 @@ def _processes_with(marker: str) -> list[int]:
 
 
 def test_host_untouched_after_runs_kills_and_timeouts(step) -> None:
-    make, _ = step
-    before = _mountinfo()
+    make, upper = step
+    assert mounts_mentioning(upper.parent, *make("x").lowers) == []
     marker = f"9{os.getpid()}7"
     run(make("/bin/sh", "-c", f"sleep {marker} & sleep {marker} & exit 0"))
     run(make("/bin/sh", "-c", f"sleep {marker} & sleep 30", timeout=0.3))
@@ -316,12 +340,14 @@ def test_host_untouched_after_runs_kills_and_timeouts(step) -> None:
     time.sleep(0.3)
     proc.kill()
     proc.wait()
-    assert _mountinfo() == before
+    assert mounts_mentioning(upper.parent, *make("x").lowers) == []
     assert _processes_with(marker) == []
 
 
-def test_killing_the_caller_kills_the_sandbox(tmp_path: Path, rootfs: Path) -> None:
-    """PR_SET_PDEATHSIG: SIGKILL the calling process and the whole sandbox goes with it."""
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "Ctrl-C"])
+def test_killing_the_caller_kills_the_sandbox(tmp_path: Path, rootfs: Path, sig: int) -> None:
+    """SIGKILL the calling process (PR_SET_PDEATHSIG) or interrupt it (KeyboardInterrupt in
+    run() kills and reaps the sandbox) and the whole sandbox goes with it."""
     marker = f"8{os.getpid()}3"
     (tmp_path / "u").mkdir()
     (tmp_path / "w").mkdir()
@@ -341,8 +367,8 @@ def test_killing_the_caller_kills_the_sandbox(tmp_path: Path, rootfs: Path) -> N
     while len(_processes_with(marker)) < 2 and time.monotonic() < deadline:
         time.sleep(0.05)
     assert len(_processes_with(marker)) == 2
-    child.kill()
-    child.wait()
+    child.send_signal(sig)
+    assert child.wait(10) != 0
     deadline = time.monotonic() + 5
     while _processes_with(marker) and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -42,6 +42,8 @@ CASES = {
     "mounts-ro": dict(argv=("/bin/sh", "-c", "touch /sys/x /proc/sys/x /x 2>&1 | sed 's/.*: //'"),
                       readonly_rootfs=True),
     "proc-masked": dict(argv=("/bin/sh", "-c", "wc -c < /proc/kcore; cat /proc/keys | wc -l")),
+    "umask": dict(argv=("/bin/sh", "-c", "umask; touch /tmp/x; mkdir /tmp/y; "
+                                         "stat -c '%a %u' /tmp/x /tmp/y /dev/null /dev/tty")),
     "stdout-stderr": dict(argv=("/bin/sh", "-c", "echo out; echo err >&2; exit 3")),
 }
 
