@@ -226,6 +226,36 @@ def _save_record(store: Store, bp: BuildPlan, results: Mapping[StepId, Any],
         tuple(sorted(contexts)), shown))
 
 
+def checks(df: Dockerfile) -> tuple[Diagnostic, ...]:
+    """BuildKit's build checks (the linter's `buildkit` rules) over a parsed Dockerfile, as
+    diagnostics; empty when the linter is not installed."""
+    try:
+        from builder.lint import RULES, lint
+    except ImportError:  # pragma: no cover - the linter ships with pybuild
+        return ()
+    out = []
+    for finding in lint(df):
+        rule = RULES.get(finding.code)
+        if rule is not None and rule.source == "buildkit":
+            out.append(finding.to_diagnostic())
+    return tuple(out)
+
+
+def check(opts: BuildOptions) -> tuple[Diagnostic, ...]:
+    """`pybuild build --check`: parse and plan (no build), then run the build checks.
+    Raises DockerfileError for an invalid Dockerfile, like a build would."""
+    path, text = _read_dockerfile(opts)
+    df = parse_dockerfile(text, path)
+    host = Platform.host()
+    # Plan without resolving base images (no store access): catches what a build would
+    # reject before running anything (no FROM, unknown stage, bad flags …).
+    plan(df, PlanOptions(build_args=opts.build_args, environ=dict(opts.environ),
+                         target=opts.target,
+                         build_platform=PlanPlatform(host.os, host.architecture, host.variant),
+                         parse=parse_dockerfile))
+    return checks(df)
+
+
 def build(store: Store, opts: BuildOptions, sink: events.Sink = events.discard) -> BuildResult:
     """Run one build (see the module docstring)."""
     t0 = time.monotonic()
@@ -233,6 +263,8 @@ def build(store: Store, opts: BuildOptions, sink: events.Sink = events.discard) 
         raise UsageError(f"build context {opts.context} is not a directory")
     path, text = _read_dockerfile(opts)
     df = parse_dockerfile(text, path)
+    for diag in checks(df):
+        sink(events.Warning(diag))
     try:
         _, excludes = load_ignore(opts.context, None if opts.dockerfile in (None, "-")
                                   else opts.dockerfile)
