@@ -241,6 +241,29 @@ def checks(df: Dockerfile) -> tuple[Diagnostic, ...]:
     return tuple(out)
 
 
+def _cached_checks(store: Store, text: str, df: Dockerfile) -> tuple[Diagnostic, ...]:
+    """`checks(df)`, remembered per Dockerfile text: the findings depend on nothing else, and
+    importing the linter is a noticeable part of a short build's start-up."""
+    from builder.source import Span
+
+    key = Fingerprint.of_parts("pybuild.buildchecks/v1", df.path, text).hex
+    rec = store.get_cache(key)
+    if rec is not None and isinstance(rec.config.get("checks"), list):
+        out = []
+        for d in rec.config["checks"]:
+            span = Span(*d["span"]) if d.get("span") else None
+            out.append(Diagnostic(d["code"], Severity(d["severity"]), d["message"], span,
+                                  d.get("hint"), d.get("url"), d.get("line_text")))
+        return tuple(out)
+    found = checks(df)
+    data = [{"code": d.code, "severity": d.severity.value, "message": d.message,
+             "span": [d.span.file, d.span.line, d.span.column, d.span.end_line,
+                      d.span.end_column] if d.span else None,
+             "hint": d.hint, "url": d.url, "line_text": d.line_text} for d in found]
+    store.put_cache(CacheRecord(key, None, {"checks": data}))
+    return found
+
+
 def check(opts: BuildOptions) -> tuple[Diagnostic, ...]:
     """`pybuild build --check`: parse and plan (no build), then run the build checks.
     Raises DockerfileError for an invalid Dockerfile, like a build would."""
@@ -263,7 +286,7 @@ def build(store: Store, opts: BuildOptions, sink: events.Sink = events.discard) 
         raise UsageError(f"build context {opts.context} is not a directory")
     path, text = _read_dockerfile(opts)
     df = parse_dockerfile(text, path)
-    for diag in checks(df):
+    for diag in _cached_checks(store, text, df):
         sink(events.Warning(diag))
     try:
         _, excludes = load_ignore(opts.context, None if opts.dockerfile in (None, "-")
