@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sys
+import traceback
 
 import typer
 
@@ -26,6 +28,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Help texts are plain text: `[...]` in them (e.g. `os/arch[/variant]`) is not markup.
+    rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
@@ -72,8 +76,9 @@ def _with_default_command(argv: list[str]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; returns (and exits with) the process exit code. Never shows a traceback
-    for a PybuildError or a usage mistake."""
+    """Run the CLI; returns (and exits with) the process exit code. Never shows a traceback:
+    PybuildErrors and usage mistakes are rendered; anything else is reported as an internal
+    error (exit 70) with the traceback only under PYBUILD_DEBUG=1."""
     args = _with_default_command(list(sys.argv[1:] if argv is None else argv))
     try:
         result = _COMMAND.main(args=args, prog_name="pybuild", standalone_mode=False)
@@ -94,6 +99,13 @@ def main(argv: list[str] | None = None) -> int:
         code = 130
     except BrokenPipeError:
         code = 0
+    except Exception as ex:  # a bug in pybuild: say so plainly, keep the traceback on request
+        if os.environ.get("PYBUILD_DEBUG"):
+            traceback.print_exc()
+        print(f"pybuild: internal error: {type(ex).__name__}: {ex}\n"
+              "This is a bug in pybuild. Re-run with PYBUILD_DEBUG=1 to see the traceback, "
+              "and report it.", file=sys.stderr)
+        code = 70  # EX_SOFTWARE
     if argv is None:
         sys.exit(code)
     return code

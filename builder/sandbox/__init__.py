@@ -7,6 +7,7 @@ Public interface (everything else in this package is private):
     start(spec, *, stdin=, stdout=, stderr=) -> Process        run in the background
     changes(spec, result) -> tuple[oci.layers.Change, ...]     the step's change set
     id_maps() -> (uid_map, gid_map)         how rootless sandboxes map ids (for the snapshot)
+    remove_tree(path)                       remove an upper/work dir whoever owns its files
     SandboxError                            the process could not be set up
     SandboxUnavailable                      no sandbox mode here (exit code 4, names the fix)
 
@@ -21,7 +22,7 @@ from __future__ import annotations
 from builder.sandbox.mode import Mode, ModeReport, detect
 from builder.sandbox.plan import Output, SandboxError, SandboxUnavailable
 from builder.sandbox.process import Process
-from builder.sandbox.runner import changes, id_maps, run, start
+from builder.sandbox.runner import changes, id_maps, remove_tree, run, start
 from builder.sandbox.spec import ExecResult, IdMap, Mount, SandboxSpec
 
 __all__ = [
@@ -38,6 +39,7 @@ __all__ = [
     "changes",
     "detect",
     "id_maps",
+    "remove_tree",
     "run",
     "start",
 ]

@@ -39,7 +39,7 @@ from builder.sandbox.plan import (
     try_kill,
 )
 from builder.sandbox.rootfs import build_root
-from builder.sandbox.spec import SandboxSpec
+from builder.sandbox.spec import IdMap, SandboxSpec
 
 
 def fork_root(spec: SandboxSpec, plan: Plan, stdio: dict[int, int],
@@ -51,20 +51,20 @@ def fork_root(spec: SandboxSpec, plan: Plan, stdio: dict[int, int],
     the caller are never affected."""
     life_r, life_w = os.pipe()
     own = os.open("/proc/thread-self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+    entered = False
     try:
         linux.unshare(linux.CLONE_NEWPID)
-        try:
-            pid = os.fork()
-        except BaseException:
-            linux.setns(own, linux.CLONE_NEWPID)
-            raise
+        entered = True
+        pid = os.fork()
         if pid == 0:
             os.close(life_w)
             _c2(spec, plan, stdio, status_w, life_r, unshare_flags=plan.flags & ~linux.CLONE_NEWPID)
-        linux.setns(own, linux.CLONE_NEWPID)
     finally:
-        if own >= 0:
-            os.close(own)
+        # Always back, even when Ctrl-C lands between the calls: this thread's later children
+        # (subprocess, the next sandbox) must be born in the caller's own pid namespace.
+        if entered:
+            linux.setns(own, linux.CLONE_NEWPID)
+        os.close(own)
     os.close(life_r)
     send(status_w, b"P", str(pid))
     # The lifeline's write end lives exactly as long as the caller: C2 checks it for the race
@@ -91,7 +91,7 @@ def _c1(spec: SandboxSpec, plan: Plan, parent_pid: int, stdio: dict[int, int],
         if os.getppid() != parent_pid:
             os._exit(125)
         os.setsid()  # out of the terminal's process group: Ctrl-C reaches only pybuild
-        _enter_userns(plan)
+        enter_userns(plan)
         # Copy strategy: hold the host directories by descriptor for the conversion at the end
         # (paths are resolved once, before anything runs in the sandbox).
         keep = None
@@ -99,6 +99,9 @@ def _c1(spec: SandboxSpec, plan: Plan, parent_pid: int, stdio: dict[int, int],
             keep = (os.open(plan.upper, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC),
                     os.open(os.path.dirname(plan.baseline),
                             os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC))
+        # Relay signals from the caller to pid 1 (the caller may not signal pid 1 itself once
+        # it runs as a subordinate id). Blocked before the fork: pid 1 inherits the mask.
+        signal.pthread_sigmask(signal.SIG_BLOCK, INIT_SIGNALS)
         life_r, life_w = os.pipe()
         pid = os.fork()
         if pid == 0:
@@ -109,12 +112,7 @@ def _c1(spec: SandboxSpec, plan: Plan, parent_pid: int, stdio: dict[int, int],
                 unshare_flags=linux.CLONE_NEWNS)  # never returns
         os.close(life_r)
         send(status_w, b"P", str(pid))
-        while True:
-            try:
-                _, status = os.waitpid(pid, 0)
-                break
-            except InterruptedError:
-                continue
+        status = _relay(pid)
         code = os.waitstatus_to_exitcode(status)
         code = 128 - code if code < 0 else code
         if keep is not None:
@@ -134,7 +132,19 @@ def _c1(spec: SandboxSpec, plan: Plan, parent_pid: int, stdio: dict[int, int],
     os._exit(code)
 
 
-def _enter_userns(plan: Plan) -> None:
+def _relay(child: int) -> int:
+    """Forward forwardable signals to `child` until it exits; return its wait status."""
+    while True:
+        info = signal.sigwaitinfo(INIT_SIGNALS)
+        if info.si_signo != signal.SIGCHLD:
+            try_kill(child, info.si_signo)
+            continue
+        pid, status = os.waitpid(child, os.WNOHANG)
+        if pid == child:
+            return status
+
+
+def enter_userns(plan: Plan) -> None:
     """Rootless: create all namespaces; map our uid/gid to 0 (single-id mode) or, with a
     subuid/subgid range, 0 → us and 1..n → the range via the setuid newuidmap/newgidmap.
 
@@ -234,6 +244,7 @@ def _c2(spec: SandboxSpec, plan: Plan, stdio: dict[int, int], status_w: int, lif
                     "for this user (usermod --add-subuids/--add-subgids) to get rootless-subid "
                     "mode")
         else:
+            _check_mapped(spec, plan, user)
             os.setgroups(list(user.groups))
             os.setgid(user.gid)
             os.setuid(user.uid)
@@ -271,6 +282,25 @@ def _c2(spec: SandboxSpec, plan: Plan, stdio: dict[int, int], status_w: int, lif
     send(status_w, b"S", str(status))
     code = os.waitstatus_to_exitcode(status)
     os._exit(128 - code if code < 0 else code)
+
+
+def _mapped(i: int, maps: tuple[IdMap, ...]) -> bool:
+    return any(m.inside <= i < m.inside + m.count for m in maps)
+
+
+def _check_mapped(spec: SandboxSpec, plan: Plan, user: users.ExecUser) -> None:
+    """Rootless: every id the command gets must exist in the user namespace's map."""
+    if not plan.uid_map:
+        return
+    top_u = max(m.inside + m.count for m in plan.uid_map) - 1
+    top_g = max(m.inside + m.count for m in plan.gid_map) - 1
+    if not _mapped(user.uid, plan.uid_map):
+        raise SandboxError(f"user {spec.user!r} has uid {user.uid}, outside this rootless "
+                           f"sandbox's ids 0-{top_u} (the /etc/subuid range)")
+    for gid in (user.gid, *user.groups):
+        if not _mapped(gid, plan.gid_map):
+            raise SandboxError(f"user {spec.user!r} needs gid {gid}, outside this rootless "
+                               f"sandbox's ids 0-{top_g} (the /etc/subgid range)")
 
 
 def _read_or_empty(path: str) -> str:

@@ -41,17 +41,18 @@ class Process:
         self._stdin = stdin_data
         self._tmpdir = tmpdir
         self._init_pid: int | None = None
+        self._init_fd: int | None = None  # pidfd of pid 1 when it is not our own child
         self._started = time.monotonic()
         self._result: ExecResult | None = None
         self._lock = threading.Lock()
 
     # -- control ---------------------------------------------------------------------------
     def signal(self, sig: int) -> None:
-        """Send `sig` to pid 1, which forwards it to the command."""
+        """Send `sig` to the command. It goes to our child — pid 1 as root; rootless the
+        process that owns the user namespace, which relays it to pid 1, because pid 1 may run
+        as a subordinate id we may not signal — and pid 1 forwards it to the command."""
         if self._result is None:
-            init = self._init_pid or self._read_init_pid()
-            if init:
-                try_kill(init, sig)
+            try_kill(self.pid, sig)
 
     def kill(self) -> None:
         """SIGKILL the whole sandbox (C1, and pid 1 so the kernel kills the namespace)."""
@@ -62,10 +63,23 @@ class Process:
 
     def _read_init_pid(self) -> int | None:
         self._drain_status(block=False)
+        self._watch_init()
+        return self._init_pid
+
+    def _watch_init(self) -> None:
+        """Learn pid 1's pid from its "P" message and, when it is not our child (rootless),
+        hold a pidfd on it at once: the pid cannot be reused while its parent lives."""
+        if self._init_pid is not None:
+            return
         for msg in bytes(self._status).split(b"\0"):
             if msg.startswith(b"P"):
                 self._init_pid = int(msg[1:])
-        return self._init_pid
+                if self._init_pid != self.pid:
+                    try:
+                        self._init_fd = os.pidfd_open(self._init_pid)
+                    except ProcessLookupError:
+                        pass
+                return
 
     # -- waiting ---------------------------------------------------------------------------
     def wait(self) -> ExecResult:
@@ -128,6 +142,7 @@ class Process:
                         chunk = os.read(fd, 65536)
                         if chunk:
                             self._status += chunk
+                            self._watch_init()
                         else:
                             sel.unregister(fd)
                     elif key.data == "in":
@@ -201,21 +216,15 @@ class Process:
         return ExecResult(code, None, False, None, duration, stubs)
 
     def _reap(self) -> None:
-        """Wait until pid 1 (and with it the whole pid namespace) is gone."""
-        init = self._init_pid or self._read_init_pid()
+        """Wait until pid 1 (and with it the whole pid namespace) is gone. As root pid 1 is
+        our child and already reaped; rootless it is our grandchild, watched by pidfd."""
+        self._read_init_pid()
         try:
             os.waitpid(self.pid, os.WNOHANG)
         except ChildProcessError:
             pass
-        if init:
-            try:
-                fd = os.pidfd_open(init)
-            except ProcessLookupError:
-                return
-            try:
-                select.select([fd], [], [], 10)
-            finally:
-                os.close(fd)
+        if self._init_fd is not None:
+            select.select([self._init_fd], [], [], 10)
 
     def _drain_status(self, block: bool) -> None:
         while True:
@@ -231,7 +240,7 @@ class Process:
             self._status += chunk
 
     def _close(self) -> None:
-        for fd in (self._pidfd, self._status_r, *self._outputs, self._lifeline):
+        for fd in (self._pidfd, self._status_r, *self._outputs, self._lifeline, self._init_fd):
             if fd is None:
                 continue
             try:
@@ -245,6 +254,6 @@ class Process:
                 pass
         self._outputs = {}
         self._pidfd = self._status_r = -1
-        self._lifeline = None
+        self._lifeline = self._init_fd = None
         if self._tmpdir:
             shutil.rmtree(self._tmpdir, ignore_errors=True)

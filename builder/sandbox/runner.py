@@ -18,8 +18,15 @@ from typing import TYPE_CHECKING
 
 from builder.sandbox import linux, tree
 from builder.sandbox.mode import Filesystem, Mode, ModeReport, detect, subid_range
-from builder.sandbox.pid1 import fork_root, fork_rootless
-from builder.sandbox.plan import Input, Output, Plan, SandboxError, SandboxUnavailable
+from builder.sandbox.pid1 import enter_userns, fork_root, fork_rootless
+from builder.sandbox.plan import (
+    Input,
+    Output,
+    Plan,
+    SandboxError,
+    SandboxUnavailable,
+    describe,
+)
 from builder.sandbox.process import Process
 from builder.sandbox.spec import ExecResult, IdMap, SandboxSpec
 
@@ -139,6 +146,43 @@ def id_maps(report: ModeReport | None = None) -> tuple[tuple[IdMap, ...], tuple[
             uid_map += (IdMap(1, su[0], su[1]),)
             gid_map += (IdMap(1, sg[0], sg[1]),)
     return uid_map, gid_map
+
+
+def remove_tree(path: str) -> None:
+    """Remove a directory a sandbox wrote (an upper, a work directory), whoever owns what is
+    in it. Rootless, files belong to ids the caller cannot touch (subordinate ids, overlay's
+    mode-000 work dirs), so the removal runs in a user namespace with the sandboxes' id map,
+    as `podman unshare rm -rf` does. Missing paths are fine; raises SandboxError otherwise."""
+    if not os.path.lexists(path):
+        return
+    report = detect()
+    if report.mode is Mode.ROOT or not report.supported:
+        try:
+            shutil.rmtree(path)
+        except OSError as exc:
+            raise SandboxError(f"cannot remove {path}: {exc}") from None
+        return
+    uid_map, gid_map = id_maps(report)
+    plan = Plan(linux.CLONE_NEWUSER, report.mode, (), None, None, "", "", None, True,
+                os.getuid(), os.getgid(), 0, uid_map, gid_map)
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # single-threaded: may enter a user namespace
+        code = 0
+        try:
+            os.close(r)
+            enter_userns(plan)
+            shutil.rmtree(path)
+        except BaseException as exc:  # noqa: BLE001 - reported through the pipe
+            os.write(w, describe(exc).encode()[:4000])
+            code = 1
+        os._exit(code)
+    os.close(w)
+    with os.fdopen(r, "rb") as f:
+        err = f.read().decode(errors="replace")
+    _, status = os.waitpid(pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SandboxError(f"cannot remove {path}: {err or 'the helper failed'}")
 
 
 def _last_cap() -> int:

@@ -18,7 +18,7 @@ import pytest
 
 from builder.oci.layers import write_layer
 from builder.oci.model import Compression
-from builder.sandbox import Mount, SandboxError, SandboxSpec, run, start
+from builder.sandbox import Mount, SandboxError, SandboxSpec, remove_tree, run, start
 from builder.snapshot import changes
 from tests.integration.sandbox_rootfs import make_rootfs, mounts_mentioning, skip_reason_root
 
@@ -298,6 +298,17 @@ def test_change_set_whiteouts_opaque_dirs_and_no_stubs(tmp_path: Path, rootfs: P
                    for m in members.values() for k in m.pax_headers)
 
 
+def test_remove_tree_cleans_upper_and_work(step) -> None:
+    make, upper = step
+    spec = make("/bin/sh", "-c", "mkdir -p /a/b && chown -R 1000 /a && chmod 0 /a/b")
+    assert run(spec).exit_code == 0
+    assert spec.work is not None and os.listdir(spec.work)
+    remove_tree(str(upper))
+    remove_tree(spec.work)
+    remove_tree(spec.work)  # idempotent
+    assert not upper.exists() and not Path(spec.work).exists()
+
+
 def test_upper_on_overlayfs_names_the_fix(tmp_path: Path, rootfs: Path) -> None:
     for d in "luwm":
         (tmp_path / d).mkdir()
@@ -373,6 +384,17 @@ def test_killing_the_caller_kills_the_sandbox(tmp_path: Path, rootfs: Path, sig:
     while _processes_with(marker) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert _processes_with(marker) == []
+
+
+def test_caller_thread_is_back_in_its_pid_namespace(step) -> None:
+    """Root mode enters a new pid namespace for the calling thread's children only, and must
+    always return: later subprocesses of this thread are born in the caller's namespace."""
+    make, _ = step
+    own = os.readlink("/proc/thread-self/ns/pid")
+    run(make("/bin/true"))
+    run(make("/bin/sleep", "5", timeout=0.2))
+    assert os.readlink("/proc/thread-self/ns/pid_for_children") == own
+    assert subprocess.run(["true"]).returncode == 0
 
 
 def test_concurrent_runs_from_threads(tmp_path: Path, rootfs: Path) -> None:

@@ -61,10 +61,50 @@ SCRIPT = textwrap.dedent("""
          "exit": sh("exit 5"), "signal": sh("kill -TERM $$"),
          "id": sh("id -u; echo $$; ip -o link | wc -l; ip route | wc -l"),
          "app": sh("id", user="app"),
+         "huge": sh("id", user="99999999"),
          "diff": sh("rm /etc/gone; rm -rf /d; mkdir /d; echo n > /d/new; echo a > /added"),
          "chown": sh("echo x > /f; chown 1000:1000 /f && stat -c '%u:%g' /f"),
          "apt": sh("cat /etc/apt/apt.conf.d/zz-pybuild-no-sandbox 2>/dev/null || echo none")}
     r["mounts_unchanged"] = ours() == []
+    # Signals reach the command even when pid 1 runs as a subordinate id.
+    import signal, threading
+    from builder.sandbox import start
+    up, work = base / "sig-u", base / "sig-w"
+    up.mkdir(); work.mkdir()
+    ready, lines = threading.Event(), []
+    def on_line(line):
+        lines.append(line.decode())
+        ready.set()
+    user = "app" if report.mode.value == "rootless-subid" else "0"
+    proc = start(SandboxSpec(lowers=(str(rootfs),), upper=str(up), work=str(work), user=user,
+                             argv=("/bin/sh", "-c", 'trap "echo got; exit 7" TERM; echo ready; '
+                                   "while :; do sleep 0.05; done")), stdout=on_line)
+    threading.Timer(0.1, lambda: ready.wait(10) and proc.signal(signal.SIGTERM)).start()
+    r["signalled"] = [proc.wait().exit_code, lines]
+    # A timeout kills everything the step started; no process survives.
+    marker = f"7{os.getpid()}1"
+    timed = sh(f"sleep {marker} & sleep {marker}", timeout=0.5)
+    survivors = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if open(f"/proc/{pid}/cmdline", "rb").read() == f"sleep\\0{marker}\\0".encode():
+                survivors.append(pid)
+        except OSError:
+            pass
+    r["timeout"] = [timed.get("code"), survivors]
+    # Cleanup of what a sandbox wrote: as root inside, files get ids we cannot touch outside.
+    from builder.sandbox import remove_tree
+    owned = sh("mkdir -p /srv/a/b && echo x > /srv/a/b/f && chown -R 1000:1000 /srv/a "
+               "&& chmod 700 /srv/a/b")
+    import shutil
+    try:
+        shutil.rmtree(owned["upper"])
+        r["plain_rmtree"] = "ok"
+    except OSError as exc:
+        r["plain_rmtree"] = type(exc).__name__
+    remove_tree(owned["upper"])
+    remove_tree(owned["work"])
+    r["removed"] = not os.path.exists(owned["upper"]) and not os.path.exists(owned["work"])
     print(json.dumps(r))
 """)
 
@@ -126,6 +166,8 @@ def _common_checks(r: dict, filesystem: str = "overlayfs-userxattr") -> None:
                                     ["etc", "add"], ["etc/gone", "delete"]]
     assert r["diff"]["stubs"]  # /proc, /dev ... were created and are not in the changes
     assert r["mounts_unchanged"]
+    assert r["signalled"] == [7, ["ready\n", "got\n"]]
+    assert r["timeout"] == [137, []]
 
 
 _REASON = _setup_user()
@@ -142,6 +184,9 @@ def test_rootless_subid() -> None:
         pytest.skip(f"rootless-subid unavailable for {USER}: detected {r['mode']}")
     _common_checks(r)
     assert r["app"]["out"].startswith("uid=1000(app) gid=1000(app)")
+    assert "uid 99999999, outside this rootless sandbox's ids 0-65536" in r["huge"]["error"]
+    assert r["plain_rmtree"] == "PermissionError"  # subordinate ids: not ours outside
+    assert r["removed"]
     assert r["chown"]["out"].strip() == "1000:1000"
     assert r["apt"]["out"].strip() == "none"  # real ids: apt's sandbox user works
 
@@ -152,6 +197,7 @@ def test_rootless_single_id() -> None:
     if r["mode"] != "rootless-single-id":
         pytest.skip(f"rootless-single-id unavailable: detected {r['mode']}")
     _common_checks(r)
+    assert r["removed"]
     # Only root exists inside; other users are refused with the fix named.
     assert "usermod --add-subuids" in r["app"]["error"]
     # The seccomp filter fakes chown: it "succeeds" and the file stays root's.

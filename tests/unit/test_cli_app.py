@@ -27,3 +27,20 @@ def test_diagnostic_has_location_line_and_caret() -> None:
     assert lines[1].endswith("| RUN fooo")
     assert lines[2].endswith("|     ^^^")
     assert lines[3] == "hint: do this"
+
+
+def test_internal_error_is_reported_without_traceback(capsys, monkeypatch) -> None:
+    def boom(*_args, **_kwargs):
+        raise RuntimeError("kaboom")
+
+    monkeypatch.setattr(cli_app._COMMAND, "main", boom)
+    monkeypatch.delenv("PYBUILD_DEBUG", raising=False)
+    assert cli_app.main(["images"]) == 70
+    err = capsys.readouterr().err
+    assert "internal error: RuntimeError: kaboom" in err
+    assert "Traceback" not in err
+
+
+def test_help_text_brackets_are_not_markup(capsys) -> None:
+    assert cli_app.main(["build", "--help"]) == 0
+    assert "Usage" in capsys.readouterr().out
