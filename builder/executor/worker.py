@@ -26,7 +26,7 @@ from pathlib import Path
 from builder import events
 from builder.context import BuildContext, has_magic
 from builder.digest import Digest
-from builder.errors import BuildFailed, PybuildError
+from builder.errors import BuildFailed, EnvironmentProblem, PybuildError
 from builder.executor import cachekey
 from builder.executor.copy import CopyOptions, Stager, archive_kind, parse_chmod, resolve_chown
 from builder.executor.rootfs import (
@@ -52,8 +52,8 @@ from builder.oci.image import StoredImage
 from builder.oci.layers import changes_from_tree, commit_layer
 from builder.patternmatcher import PatternMatcher
 from builder.sandbox import Mount as SandboxMount
-from builder.sandbox import SandboxSpec
-from builder.sandbox import run as sandbox_run
+from builder.sandbox import Process, SandboxSpec
+from builder.sandbox import start as sandbox_start
 from builder.snapshot import changes as snapshot_changes
 from builder.store import CacheRecord, Store
 
@@ -125,6 +125,18 @@ class Worker:
         self.opts = options
         self._contexts: dict[tuple[str, ...], BuildContext] = {}
         self._memo_lock = options.memo_lock
+        self._live: set[Process] = set()
+        self._live_lock = threading.Lock()
+        self._cancelled = False
+
+    def cancel(self) -> None:
+        """Kill every running RUN sandbox (the build failed elsewhere or was interrupted);
+        steps that start afterwards fail at once."""
+        with self._live_lock:
+            self._cancelled = True
+            live = list(self._live)
+        for proc in live:
+            proc.kill()
 
     def close(self) -> None:
         """Release resources (nothing is held between steps today)."""
@@ -237,10 +249,25 @@ class Worker:
                                network="host" if network == "host" else "none",
                                mounts=tuple(mounts))
             try:
-                result = sandbox_run(spec, stdout=out, stderr=out)
+                with self._live_lock:
+                    if self._cancelled:
+                        raise StepFailed(sid, "cancelled")
+                    proc = sandbox_start(spec, stdout=out, stderr=out)
+                    self._live.add(proc)
+                try:
+                    result = proc.wait()
+                finally:
+                    with self._live_lock:
+                        self._live.discard(proc)
+            except EnvironmentProblem:
+                raise  # no sandbox here: exit 4 with the fix, not a step failure
+            except StepFailed:
+                raise
             except PybuildError as err:
                 raise StepFailed(sid, f"cannot run the step: {err.message}",
                                  hint=err.hint) from None
+            if self._cancelled:
+                raise StepFailed(sid, "cancelled")
             if not result.ok:
                 what = result.error or f"exit code: {result.exit_code}"
                 raise StepFailed(sid, f"process {_quote_argv(step.argv)} did not complete "

@@ -75,3 +75,29 @@ COPY --from=src /d/link /copied/link-target
     assert sorted(os.listdir(out / "copied" / "o")) == ["new"]
     assert stat.S_IMODE(os.stat(out / "copied" / "d").st_mode) == 0o700
     assert os.path.islink(out / "copied" / "d" / "link")
+
+
+def test_a_failing_stage_stops_its_running_sibling(tmp_path: Path) -> None:
+    import time
+
+    import pytest
+
+    from builder.errors import BuildFailed
+
+    store = busybox_store(tmp_path)
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    df = """\
+FROM localhost/pybuild/busybox:latest AS slow
+RUN sleep 30 && touch /done
+FROM localhost/pybuild/busybox:latest AS broken
+RUN sleep 0.5 && exit 7
+FROM localhost/pybuild/busybox:latest
+COPY --from=slow /done /done
+COPY --from=broken /etc/passwd /x
+"""
+    t0 = time.monotonic()
+    with pytest.raises(BuildFailed) as info:
+        run_build(store, ctx, df, jobs=2)
+    assert time.monotonic() - t0 < 20  # the 30 s sleep was killed, not waited for
+    assert "exit code: 7" in info.value.message
