@@ -227,6 +227,7 @@ class Worker:
     # --- RUN -----------------------------------------------------------------------------------
     def _exec(self, sid: StepId, step: Exec, base: StepResult, inputs: Sequence[StepResult],
               vertex: int) -> Digest | None:
+        _require_root_sandbox()
         lowers = self.lowers(base.layers)
         tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
         t0 = time.monotonic()
@@ -477,6 +478,23 @@ class Worker:
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
+
+
+def _require_root_sandbox() -> None:
+    """The layer directories are in overlayfs' root format (trusted.* xattrs, 0:0 whiteout
+    devices), which only the root sandbox mode mounts: refuse RUN clearly elsewhere."""
+    from builder.sandbox import Mode, detect
+
+    report = detect()
+    if report.mode is Mode.ROOT:
+        return
+    if report.mode is Mode.NONE:
+        raise EnvironmentProblem(f"RUN needs a sandbox, and none works here: {report.reason}",
+                                 hint=report.fix or "see `pybuild info`")
+    raise EnvironmentProblem(f"RUN steps need the root sandbox mode for now; this machine "
+                             f"offers {report.mode.value} ({report.reason})",
+                             hint="run the build as root (e.g. `sudo -E pybuild …`); rootless "
+                             "builds are not supported yet. COPY-only builds work as is.")
 
 
 def _chain(inputs: Sequence[StepResult], step: Step) -> StepResult:

@@ -143,3 +143,18 @@ def test_warm_rebuild_fast_path_and_its_invalidation(root: Path, tmp_path: Path)
     assert store_base.returncode == 0, store_base.stderr
     again = run_pybuild(*args)
     assert again.returncode == 0 and "build record" not in again.stderr
+
+
+def test_no_sandbox_refuses_run_with_exit_4_but_copy_only_builds(root: Path,
+                                                                   tmp_path: Path) -> None:
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "f.txt").write_text("f\n")
+    env = {"PYBUILD_SANDBOX_MODE": "none", "PYBUILD_NO_FASTPATH": "1"}
+    (ctx / "Dockerfile").write_text("FROM localhost/pybuild/busybox:latest\nRUN true\n")
+    proc = run_pybuild("--root", str(root), "-q", str(ctx), env=env)
+    assert proc.returncode == 4 and "RUN needs a sandbox" in proc.stderr
+    (ctx / "Dockerfile").write_text("FROM localhost/pybuild/busybox:latest\n"
+                                    "COPY f.txt /f.txt\nWORKDIR /w\n")
+    proc = run_pybuild("--root", str(root), "-q", str(ctx), env=env)
+    assert proc.returncode == 0, proc.stderr
