@@ -334,6 +334,9 @@ class Worker:
     # --- COPY / ADD ----------------------------------------------------------------------------
     def _copy(self, sid: StepId, step: Copy, base: StepResult,
               inputs: Sequence[StepResult]) -> Digest | None:
+        if step.parents:
+            raise StepFailed(sid, "COPY --parents is not supported yet",
+                             hint="copy each directory with its own COPY instruction")
         by_id = dict(zip(step.inputs, inputs, strict=True))
         view = LayerView(self.lowers(base.layers))
         staging = Path(self._tempdir("copy-"))
