@@ -15,14 +15,13 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
-import tarfile
 import threading
 from collections.abc import Sequence
 from pathlib import Path
 
 from builder.digest import Digest
 from builder.oci.image import checkout
-from builder.oci.layers import OPAQUE_MARKER, WHITEOUT_PREFIX, apply_layer, open_uncompressed
+from builder.oci.layers import apply_layer, open_uncompressed
 from builder.store import Store
 
 OPAQUE_XATTR = "trusted.overlay.opaque"
@@ -61,28 +60,11 @@ def layer_dir(store: Store, diff_id: Digest, copy: int = 0) -> Path:
         if path.is_dir():
             return path
         with store.new_rootfs(key) as tmp, open_uncompressed(store, diff_id) as plain:
-            apply_layer(plain, tmp, name=diff_id.short)
-            _overlay_whiteouts(store, diff_id, tmp)
+            # whiteouts="overlay": the applier writes `.wh.` entries as 0:0 devices and opaque
+            # xattrs through its own root-confined path resolution (a second pass with plain
+            # path joins would follow a layer's symlinks out of the root).
+            apply_layer(plain, tmp, name=diff_id.short, whiteouts="overlay")
     return path
-
-
-def _overlay_whiteouts(store: Store, diff_id: Digest, root: Path) -> None:
-    """Write the layer's `.wh.` entries in overlay form (the applier only applies them)."""
-    with open_uncompressed(store, diff_id) as plain:
-        tf = tarfile.open(fileobj=plain, mode="r|", encoding="utf-8", errors="surrogateescape")
-        for member in tf:
-            name = member.name.lstrip("./").rstrip("/")
-            parent, _, base = name.rpartition("/")
-            if not base.startswith(WHITEOUT_PREFIX):
-                continue
-            pdir = root / parent if parent else root
-            pdir.mkdir(parents=True, exist_ok=True)
-            if base == OPAQUE_MARKER:
-                os.setxattr(pdir, OPAQUE_XATTR, b"y", follow_symlinks=False)
-                continue
-            victim = pdir / base[len(WHITEOUT_PREFIX):]
-            if not os.path.lexists(victim):
-                os.mknod(victim, stat.S_IFCHR | 0o600, os.makedev(0, 0))
 
 
 def adopt_layer_dir(store: Store, diff_id: Digest, directory: Path) -> Path:

@@ -62,9 +62,10 @@ _MAX_SYMLINK_HOPS = 40
 class _Applier:
     """Applies layers, one at a time (`begin` each), into one target directory."""
 
-    def __init__(self, target: Path, is_root: bool, overlay: bool = False) -> None:
+    def __init__(self, target: Path, is_root: bool, whiteouts: str = "apply") -> None:
         self.target = target
-        self.overlay = overlay
+        self.overlay = whiteouts == "overlay"
+        self.plain_archive = whiteouts == "none"
         self.name = ""
         self.is_root = is_root
         self.root_fd = os.open(target, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -185,7 +186,9 @@ class _Applier:
         if not path:
             return  # the root directory entry itself
         parent, _, base = path.rpartition("/")
-        if base == OPAQUE_MARKER:
+        if self.plain_archive:
+            pass  # an ordinary archive (ADD): `.wh.` names are just file names
+        elif base == OPAQUE_MARKER:
             fd = self.resolve_dir(parent, create=True)
             assert fd is not None
             try:
@@ -196,7 +199,7 @@ class _Applier:
             finally:
                 os.close(fd)
             return
-        if base.startswith(WHITEOUT_PREFIX):
+        elif base.startswith(WHITEOUT_PREFIX):
             victim = base[len(WHITEOUT_PREFIX):]
             if not victim or victim in (".", "..") or "/" in victim:
                 raise _Hostile(f"bad whiteout {base!r}")
@@ -372,16 +375,18 @@ def apply_layer(stream: ReadStream, target: str | os.PathLike[str], *, name: str
     rootfs). `whiteouts="overlay"` instead writes them in overlayfs' on-disk form — a 0:0
     character device per deleted path, `trusted.overlay.opaque=y` on opaque directories — so
     `target` (an empty dir) becomes an overlay lower directory for this one layer; root only.
+    `whiteouts="none"` treats the tar as an ordinary archive (Dockerfile ADD
+    auto-extraction): `.wh.` names are extracted as the files they are.
 
     Raises ImageError naming the layer and entry for hostile or corrupt input; the caller
     should apply into a scratch directory and discard it on error (Store.new_rootfs does).
     If `stream` has a `drain()` (a store VerifiedReader) it is drained at the end so the blob
     digest is verified even though tar stops reading at its end-of-archive marker.
     """
-    if whiteouts not in ("apply", "overlay"):
-        raise ValueError(f"whiteouts must be 'apply' or 'overlay', not {whiteouts!r}")
+    if whiteouts not in ("apply", "overlay", "none"):
+        raise ValueError(f"whiteouts must be 'apply', 'overlay' or 'none', not {whiteouts!r}")
     ap = _Applier(Path(target), is_root if is_root is not None else os.geteuid() == 0,
-                  overlay=whiteouts == "overlay")
+                  whiteouts)
     try:
         _apply_one(ap, stream, name)
         ap.finish_modes()

@@ -211,3 +211,22 @@ def test_layouts_with_malformed_documents_are_refused_cleanly(tmp_path: Path, ma
         load_archive(store, archive)
     assert store.images() == {}
     store.prune()  # and GC copes with whatever was left behind
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="overlay lower dirs hold 0:0 devices: root only")
+def test_layer_lower_dirs_keep_whiteouts_inside_the_root(tmp_path: Path):
+    """Regression: per-layer overlay lower dirs (executor.rootfs.layer_dir) once wrote
+    whiteouts with plain path joins, so `evil -> /host/dir` + `evil/.wh.x` planted a device
+    node on the host."""
+    from builder.executor.rootfs import layer_dir
+
+    host = tmp_path / "host"
+    host.mkdir()
+    store = Store(tmp_path / "store")
+    layer = tar(entry("evil", SYM, linkname=str(host)), entry("evil/.wh.planted", data=b""),
+                entry("up", SYM, linkname="../../../../.."), entry("d", DIR),
+                entry("d/.wh..wh..opq", data=b""))
+    rec = store_layer_blob(store, store.put_blob(layer), OCI_LAYER)
+    lower = layer_dir(store, rec.diff_id)
+    assert list(host.iterdir()) == []
+    assert os.getxattr(lower / "d", "trusted.overlay.opaque") == b"y"

@@ -340,3 +340,16 @@ def test_overlay_whiteout_mode_writes_overlay_form_without_leaving_the_root(tmp_
     assert list(host.iterdir()) == []
     with pytest.raises(ImageError, match="need root"):
         apply_layer(io.BytesIO(layer), tmp_path / "lower", whiteouts="overlay", is_root=False)
+
+
+def test_plain_archive_mode_extracts_wh_names_as_files(tmp_path: Path):
+    dst = tmp_path / "ctx"
+    dst.mkdir()
+    (dst / "keep").write_text("lower")
+    apply_layer(io.BytesIO(_tar([_f(".wh.keep", b"a file"), _f("d/.wh..wh..opq", b"")])), dst,
+                name="ADD x.tar", whiteouts="none")
+    assert (dst / "keep").read_text() == "lower"
+    assert (dst / ".wh.keep").read_bytes() == b"a file"
+    assert (dst / "d" / ".wh..wh..opq").exists()
+    with pytest.raises(ValueError):
+        apply_layer(io.BytesIO(b""), dst, whiteouts="bogus")
