@@ -192,3 +192,20 @@ def test_nodes_are_frozen_and_carry_text() -> None:
 ])
 def test_strict_mode_accepts_what_buildkit_builds(text: str) -> None:
     parse("FROM base\n" + text)
+
+
+def test_absurd_onbuild_nesting_is_our_error_not_a_crash() -> None:
+    with pytest.raises(DockerfileError) as info:
+        parse("FROM a\n" + "ONBUILD " * 5000 + "RUN x\n", strict=False)
+    assert info.value.diagnostics[0].code == "PB1099"
+    nested = parse("FROM a\n" + "ONBUILD " * 50 + "RUN x\n", strict=False)
+    assert buildkit_dump(nested).count("(onbuild") == 50
+
+
+def test_parse_file_errors_are_dockerfile_errors(tmp_path) -> None:
+    from builder.syntax import parse_file
+
+    with pytest.raises(DockerfileError, match="cannot read Dockerfile"):
+        parse_file(str(tmp_path))  # a directory
+    (tmp_path / "Dockerfile").write_bytes(b"FROM a\nRUN \xff\xfe\n")
+    assert parse_file(str(tmp_path / "Dockerfile")).instructions[1].args == ("\udcff\udcfe",)
