@@ -54,6 +54,10 @@ def _with_dockerignore(cfg, path: str):  # type: ignore[no-untyped-def]
 
     if path == "-" or "CopyIgnoredFile" in cfg.ignored:
         return cfg
+    df = Path(path)
+    if not (df.with_name(df.name + ".dockerignore").is_file()
+            or (df.parent / ".dockerignore").is_file()):
+        return cfg  # nothing to read (and no need to import the front end)
     from builder.frontend.dockerignore import BadPattern, load_ignore
 
     try:

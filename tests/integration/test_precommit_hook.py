@@ -34,7 +34,8 @@ def test_hook_definition() -> None:
     assert hook["entry"].split()[:2] == ["pybuild", "lint"]
     files = re.compile(hook["files"])
     for name in ("Dockerfile", "Containerfile", "sub/Dockerfile", "Dockerfile.dev",
-                 "Dockerfile-prod", "app.dockerfile", "x/y.containerfile"):
+                 "Dockerfile-prod", "app.dockerfile", "x/y.containerfile", "api.Dockerfile",
+                 "web.Containerfile"):
         assert files.search(name), name
     for name in ("README.md", "notDockerfile", "docker-compose.yml", "Dockerfiles/readme.txt"):
         assert not files.search(name), name

@@ -49,7 +49,7 @@ def _absolute(path: str) -> bool:
           "which makes the final directory hard to know when reading the file.",
       fix="Write the full path.", bad="WORKDIR app", good="WORKDIR /usr/src/app")
 def dl3000(ctx: Context) -> Iterator[Finding]:
-    for ins, it in ctx.each(n.Workdir):
+    for ins, it in ctx.each(n.Workdir, onbuild=False):
         if not _absolute(ins.path):
             yield ctx.finding("DL3000", it)
 
@@ -84,7 +84,7 @@ def dl3002(ctx: Context) -> Iterator[Finding]:
       bad="FROM debian", good="FROM debian:12.5")
 def dl3006(ctx: Context) -> Iterator[Finding]:
     aliases: set[str] = set()
-    for ins, it in ctx.each(n.From):
+    for ins, it in ctx.each(n.From, onbuild=False):
         ref = image_ref(ins.image)
         if not (ref.name == "scratch" or ref.digest or ref.tag is not None
                 or ins.image in aliases or ins.image.startswith("$")):
@@ -98,7 +98,7 @@ def dl3006(ctx: Context) -> Iterator[Finding]:
       why="`latest` moves; a rebuild can silently pick up a different base image.",
       fix="Use a release tag or a digest.", bad="FROM debian:latest", good="FROM debian:12.5")
 def dl3007(ctx: Context) -> Iterator[Finding]:
-    for ins, it in ctx.each(n.From):
+    for ins, it in ctx.each(n.From, onbuild=False):
         ref = image_ref(ins.image)
         if ref.tag == "latest" and not ref.digest:
             yield ctx.finding("DL3007", it)
@@ -113,7 +113,7 @@ def _port_numbers(port: str) -> list[str]:
       why="A port outside 0–65535 cannot exist; the image config would be rejected or ignored.",
       fix="Use a port between 0 and 65535.", bad="EXPOSE 80000", good="EXPOSE 8000")
 def dl3011(ctx: Context) -> Iterator[Finding]:
-    for ins, it in ctx.each(n.Expose):
+    for ins, it in ctx.each(n.Expose, onbuild=False):
         for port in ins.ports:
             nums = _port_numbers(port)
             if any(x.isdigit() and int(x) > 65535 for x in nums):
@@ -150,7 +150,7 @@ def is_url(path: str) -> bool:
       why="ADD also fetches URLs and unpacks archives; for plain files COPY says exactly what "
           "happens.", fix="Use COPY.", bad="ADD app.py /app/", good="COPY app.py /app/")
 def dl3020(ctx: Context) -> Iterator[Finding]:
-    for ins, it in ctx.each(n.Add):
+    for ins, it in ctx.each(n.Add, onbuild=False):
         if ins.heredocs:
             continue
         if any(not is_url(s) and not is_archive(s) for s in ins.sources):
@@ -162,7 +162,7 @@ def dl3020(ctx: Context) -> Iterator[Finding]:
           "trailing slash.", fix="End the destination with `/`.",
       bad="COPY a b /app", good="COPY a b /app/")
 def dl3021(ctx: Context) -> Iterator[Finding]:
-    for ins, it in ctx.each(n.Copy):
+    for ins, it in ctx.each(n.Copy, onbuild=False):
         if len(ins.sources) > 1 and not unquote(ins.dest).endswith("/"):
             yield ctx.finding("DL3021", it)
 
@@ -177,6 +177,8 @@ def dl3022(ctx: Context) -> Iterator[Finding]:
     aliases: set[str] = set()
     stages = 0
     for it in ctx.items:
+        if it.outer is not None:
+            continue  # hadolint checks ONBUILD triggers only for RUN rules (and DL3064)
         ins = it.instr
         if isinstance(ins, n.From) and it.outer is None:
             stages += 1
@@ -202,6 +204,8 @@ def dl3022(ctx: Context) -> Iterator[Finding]:
 def dl3023(ctx: Context) -> Iterator[Finding]:
     current: str | None = None
     for it in ctx.items:
+        if it.outer is not None:
+            continue  # hadolint checks ONBUILD triggers only for RUN rules (and DL3064)
         ins = it.instr
         if isinstance(ins, n.From) and it.outer is None:
             current = ins.stage_name
@@ -217,7 +221,7 @@ def dl3023(ctx: Context) -> Iterator[Finding]:
       good="FROM a AS x\nFROM b AS y")
 def dl3024(ctx: Context) -> Iterator[Finding]:
     seen: set[str] = set()
-    for ins, it in ctx.each(n.From):
+    for ins, it in ctx.each(n.From, onbuild=False):
         if ins.stage_name:
             if ins.stage_name in seen:
                 yield ctx.finding("DL3024", it)
@@ -231,6 +235,8 @@ def dl3024(ctx: Context) -> Iterator[Finding]:
       good='CMD ["python", "app.py"]')
 def dl3025(ctx: Context) -> Iterator[Finding]:
     for it in ctx.items:
+        if it.outer is not None:
+            continue  # hadolint checks ONBUILD triggers only for RUN rules (and DL3064)
         ins = it.instr
         if isinstance(ins, n.Cmd | n.Entrypoint) and not ins.command.exec_form:
             yield ctx.finding("DL3025", it)
@@ -267,6 +273,8 @@ def dl3026(ctx: Context) -> Iterator[Finding]:
             or "hub.docker.com" in allowed)
 
     for it in ctx.items:
+        if it.outer is not None:
+            continue  # hadolint checks ONBUILD triggers only for RUN rules (and DL3064)
         ins = it.instr
         images: list[str] = []
         if isinstance(ins, n.From):
@@ -288,7 +296,7 @@ def dl3026(ctx: Context) -> Iterator[Finding]:
       fix="Drop `--platform` (or use `$BUILDPLATFORM`/`$TARGETPLATFORM` on purpose).",
       bad="FROM --platform=linux/amd64 debian:12", good="FROM debian:12")
 def dl3029(ctx: Context) -> Iterator[Finding]:
-    for ins, it in ctx.each(n.From):
+    for ins, it in ctx.each(n.From, onbuild=False):
         f = ins.flag("platform")
         if f is not None and not (f.value or "").startswith("$"):
             yield ctx.finding("DL3029", it)
@@ -317,6 +325,8 @@ def dl3044(ctx: Context) -> Iterator[Finding]:
     # purpose (e.g. `ENV PATH=/x:$PATH`).
     defined: set[str] = set()
     for it in ctx.items:
+        if it.outer is not None:
+            continue  # hadolint checks ONBUILD triggers only for RUN rules (and DL3064)
         ins = it.instr
         if isinstance(ins, n.From) and it.outer is None:
             defined = set()
@@ -349,6 +359,8 @@ def dl3045(ctx: Context) -> Iterator[Finding]:
     workdir: dict[str | None, bool] = {}
     current: str | None = None
     for it in ctx.items:
+        if it.outer is not None:
+            continue  # hadolint checks ONBUILD triggers only for RUN rules (and DL3064)
         ins = it.instr
         if isinstance(ins, n.From) and it.outer is None:
             name = ins.stage_name or ins.image
@@ -425,7 +437,7 @@ _RESERVED_STAGE = frozenset({"scratch", "context"})
       fix="Pick another stage name.", bad="FROM debian:12 AS scratch",
       good="FROM debian:12 AS base")
 def dl3063(ctx: Context) -> Iterator[Finding]:
-    for ins, it in ctx.each(n.From):
+    for ins, it in ctx.each(n.From, onbuild=False):
         if ins.stage_name and ins.stage_name.lower() in _RESERVED_STAGE:
             yield ctx.finding("DL3063", it)
 
@@ -476,7 +488,7 @@ def dl3064(ctx: Context) -> Iterator[Finding]:
       fix="Drop the flag.", bad="FROM --platform=$TARGETPLATFORM debian:12",
       good="FROM debian:12")
 def dl3065(ctx: Context) -> Iterator[Finding]:
-    for ins, it in ctx.each(n.From):
+    for ins, it in ctx.each(n.From, onbuild=False):
         f = ins.flag("platform")
         if f is not None and (f.value or "") in ("$TARGETPLATFORM", "${TARGETPLATFORM}"):
             yield ctx.finding("DL3065", it)
@@ -487,7 +499,7 @@ def dl3065(ctx: Context) -> Iterator[Finding]:
           "tools see only numbers.", fix="Use a numeric UID (and GID).",
       bad="USER app", good="USER 10001:10001")
 def dl3066(ctx: Context) -> Iterator[Finding]:
-    for ins, it in ctx.each(n.User):
+    for ins, it in ctx.each(n.User, onbuild=False):
         for part in ins.user.strip().split(":"):
             if part and not part.isdigit() and not part.startswith("$"):
                 yield ctx.finding("DL3066", it)
@@ -500,7 +512,7 @@ def dl3066(ctx: Context) -> Iterator[Finding]:
       fix="Copy only the paths you need.", bad="COPY --from=build / /",
       good="COPY --from=build /app /app")
 def dl3067(ctx: Context) -> Iterator[Finding]:
-    for ins, it in ctx.each(n.Copy):
+    for ins, it in ctx.each(n.Copy, onbuild=False):
         if ins.flag("from") is not None and any(unquote(s) == "/" for s in ins.sources) \
                 and unquote(ins.dest) == "/":
             yield ctx.finding("DL3067", it)
@@ -513,7 +525,7 @@ def dl3067(ctx: Context) -> Iterator[Finding]:
       bad="MAINTAINER Jane <jane@example.com>",
       good='LABEL org.opencontainers.image.authors="Jane <jane@example.com>"', fixable=True)
 def dl4000(ctx: Context) -> Iterator[Finding]:
-    for _ins, it in ctx.each(n.Maintainer):
+    for _ins, it in ctx.each(n.Maintainer, onbuild=False):
         yield ctx.finding("DL4000", it)
 
 

@@ -34,7 +34,7 @@ def _bad_key(key: str) -> bool:
 
 
 def _labels(ctx: Context) -> Iterator[tuple[n.Label, object, list[tuple[str, str]]]]:
-    for ins, it in ctx.each(n.Label):
+    for ins, it in ctx.each(n.Label, onbuild=False):
         yield ins, it, [(unquote(kv.key), unquote(kv.value)) for kv in ins.pairs]
 
 

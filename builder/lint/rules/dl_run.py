@@ -668,7 +668,7 @@ def dl3046(ctx: Context) -> Iterator[Finding]:
             if not c.has_flag("l", "no-log-init") and uid is not None and len(uid) > 5:
                 return True
         return False
-    return _simple(ctx, "DL3046", bad, onbuild=False)
+    return _simple(ctx, "DL3046", bad)
 
 
 @rule("DL3047", N, "Avoid use of wget without progress bar. Use `wget --progress=dot:giga "
@@ -754,7 +754,9 @@ def dl3010(ctx: Context) -> Iterator[Finding]:
     hit: list[Item] = []
     for it in ctx.items:
         ins = it.instr
-        if isinstance(ins, n.From) and it.outer is None:
+        if it.outer is not None:
+            continue
+        if isinstance(ins, n.From):
             archives = []
         elif isinstance(ins, n.Copy) and ins.flag("from") is None:
             if is_archive(ins.dest):
