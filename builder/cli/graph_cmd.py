@@ -7,11 +7,14 @@ import platform as host
 import sys
 from enum import StrEnum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from builder.errors import UsageError
-from builder.graph import Platform
+
+if TYPE_CHECKING:
+    from builder.graph import Platform
 
 
 class GraphFormat(StrEnum):
@@ -27,6 +30,8 @@ _ARCH = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm6
 
 def host_platform() -> Platform:
     """The platform this machine builds for natively (BUILDPLATFORM)."""
+    from builder.graph import Platform  # on use: the DAG types are not needed at start-up
+
     machine = host.machine().lower()
     arch = _ARCH.get(machine, machine)
     variant = {"armv7l": "v7", "armv6l": "v6"}.get(machine, "")
@@ -49,6 +54,7 @@ def load_plan(file: str | None, context: str, target: str | None, build_args: li
     """Read, parse and plan a Dockerfile the way `build` will (shared by graph and build)."""
     from builder.frontend import PlanOptions, plan
     from builder.frontend.dockerignore import load_ignore
+    from builder.graph import Platform
     from builder.syntax import parse
 
     ctx_dir = Path(context)

@@ -9,17 +9,32 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from builder.digest import Digest
 from builder.errors import ImageError, UsageError
-from builder.oci import image as oci_image
-from builder.oci import layout
 from builder.oci.model import Compression, History
 from builder.oci.reference import Transport, parse, parse_name
 from builder.store import ENV_ROOT, Store, resolve_root
+
+if TYPE_CHECKING:
+    from types import ModuleType
+
+
+def _oci_image() -> ModuleType:
+    # Imported on use: image assembly pulls in the layer codecs (pyzstd, tar), which the
+    # commands that do not touch images (lint, parse) should not pay for at start-up.
+    from builder.oci import image
+
+    return image
+
+
+def _layout() -> ModuleType:
+    from builder.oci import layout
+
+    return layout
 
 ImageArg = Annotated[str, typer.Argument(metavar="IMAGE")]
 ROOT_HELP = (f"Store directory (default: ${ENV_ROOT}, else /var/lib/pybuild as root, else "
@@ -42,9 +57,9 @@ def _resolve(store: Store, text: str) -> tuple[str | None, Digest]:
     except ValueError:
         ref = None
     if ref is not None and ref.transport is not Transport.NAME:
-        images = layout.load(store, ref)
+        images = _layout().load(store, ref)
         return images[0].name, images[0].manifest.digest
-    return oci_image.lookup(store, text)
+    return _oci_image().lookup(store, text)
 
 
 def _ago(created: str) -> str:
@@ -107,7 +122,7 @@ def register(app: typer.Typer) -> None:
         rows = [["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"]]
         for name, digest in store.images().items():
             try:
-                img = oci_image.get_image(store, digest)
+                img = _oci_image().get_image(store, digest)
             except ImageError:
                 continue
             ref = parse_name(name)
@@ -130,7 +145,7 @@ def register(app: typer.Typer) -> None:
         """Show an image's manifest and config as JSON."""
         store = open_store(ctx)
         name, digest = _resolve(store, image)
-        img = oci_image.get_image(store, digest)
+        img = _oci_image().get_image(store, digest)
         tags = sorted(parse_name(n).familiar for n, d in store.images().items() if d == digest)
         out = {"Id": str(img.id), "RepoTags": tags, "Digest": str(img.manifest_digest),
                "Manifest": json.loads(img.manifest_bytes),
@@ -143,7 +158,7 @@ def register(app: typer.Typer) -> None:
         """Show how each layer of an image was made."""
         store = open_store(ctx)
         _, digest = _resolve(store, image)
-        img = oci_image.get_image(store, digest)
+        img = _oci_image().get_image(store, digest)
         layers = list(img.manifest.layers)
         rows = [["CREATED", "CREATED BY", "SIZE", "COMMENT"]]
         entries = list(img.config.history)
@@ -166,7 +181,7 @@ def register(app: typer.Typer) -> None:
         """Give an image another name."""
         store = open_store(ctx)
         _, digest = _resolve(store, src)
-        store.set_image(oci_image.ref_for_store(dst).name, digest)
+        store.set_image(_oci_image().ref_for_store(dst).name, digest)
 
     @cmd("rmi")
     def rmi(ctx: typer.Context,
@@ -182,7 +197,7 @@ def register(app: typer.Typer) -> None:
             if ref is not None and store.get_image(ref.name) is not None:
                 names = [ref.name]
             else:
-                _, digest = oci_image.lookup(store, text)
+                _, digest = _oci_image().lookup(store, text)
                 names = [n for n, d in store.images().items() if d == digest]
             for n in names:
                 if store.remove_image(n):
@@ -207,7 +222,7 @@ def register(app: typer.Typer) -> None:
         with store.in_use():
             name, digest = _resolve(store, image)
             prefix = "oci-archive:" if fmt == "oci" else "docker-archive:"
-            layout.export(store, digest, parse(f"{prefix}{output}"), name=name,
+            _layout().export(store, digest, parse(f"{prefix}{output}"), name=name,
                           compression=comp)
 
     @cmd("load")
@@ -219,14 +234,14 @@ def register(app: typer.Typer) -> None:
         """Load images from an OCI archive, a docker-archive (detected) or an OCI layout dir."""
         store = open_store(ctx)
         with store.in_use():
-            loaded = (layout.load_layout(store, input_) if input_.is_dir()
-                      else layout.load_archive(store, input_))
+            loaded = (_layout().load_layout(store, input_) if input_.is_dir()
+                      else _layout().load_archive(store, input_))
             for img in loaded:
                 if img.name:
                     store.set_image(img.name, img.manifest.digest)
                     typer.echo(f"Loaded image: {parse_name(img.name).familiar}")
                 else:
-                    img_id = oci_image.get_image(store, img.manifest.digest).id
+                    img_id = _oci_image().get_image(store, img.manifest.digest).id
                     typer.echo(f"Loaded image ID: {img_id}")
 
     @cmd("import")
@@ -239,7 +254,7 @@ def register(app: typer.Typer) -> None:
                 ) -> None:
         """Make a one-layer image from a root filesystem (like `docker import`)."""
         store = open_store(ctx)
-        ref = oci_image.ref_for_store(tag_)
+        ref = _oci_image().ref_for_store(tag_)
         sde_text = os.environ.get("SOURCE_DATE_EPOCH")
         try:
             sde = int(sde_text) if sde_text else None
@@ -247,10 +262,10 @@ def register(app: typer.Typer) -> None:
             raise UsageError(f"SOURCE_DATE_EPOCH must be an integer, not {sde_text!r}"
                              ) from None
         with store.in_use():
-            desc = oci_image.import_rootfs(store, rootfs, source_date_epoch=sde,
+            desc = _oci_image().import_rootfs(store, rootfs, source_date_epoch=sde,
                                            comment=message)
             store.set_image(ref.name, desc.digest)
-        typer.echo(str(oci_image.get_image(store, desc.digest).id))
+        typer.echo(str(_oci_image().get_image(store, desc.digest).id))
 
     @cmd("prune")
     def prune(ctx: typer.Context,

@@ -9,7 +9,6 @@ import typer
 
 from builder import __version__
 from builder.errors import UsageError
-from builder.sandbox import detect
 
 
 def register(app: typer.Typer) -> None:
@@ -23,6 +22,8 @@ def register(app: typer.Typer) -> None:
         RUN steps are refused."""
         if format not in ("text", "json"):
             raise UsageError(f"unknown --format {format!r}: expected text or json")
+        from builder.sandbox import detect  # on use: keeps other commands' start-up lean
+
         report = detect()
         data = {"version": __version__, "kernel": platform.release(),
                 "python": platform.python_version(), "sandbox": report.as_dict()}
