@@ -72,7 +72,9 @@ def pybuild_setup() -> None:
 
 
 def pybuild_reset() -> None:
-    from builder.executor.rootfs import layer_dir
+    """Empty build cache, base images present and unpacked (what Buildah's reset leaves):
+    drop every cache/build record and every layer directory except the base images'."""
+    from builder.executor.rootfs import layer_dir, layer_dir_key
     from builder.oci.image import get_image
     from builder.store import Store
 
@@ -80,13 +82,25 @@ def pybuild_reset() -> None:
     for name in list(store.images()):
         if name.startswith("localhost/bench-out/"):
             store.remove_image(name)
-    store.prune(cache=True)
+    for record in store.cache_root.glob("*/*.json"):
+        record.unlink()
+    keep = set()
     for name in LAYOUTS:
-        digest = store.get_image(name)
-        assert digest is not None
+        digest = store.get_image(parse_name(name))
+        assert digest is not None, name
         for diff_id in get_image(store, digest).config.diff_ids:
+            keep.add(layer_dir_key(diff_id))
             layer_dir(store, diff_id)
+    for entry in os.scandir(store.rootfs_root):
+        if entry.name not in keep:
+            store.remove_rootfs(entry.name)
     os.sync()
+
+
+def parse_name(name: str) -> str:
+    from builder.oci.reference import parse
+
+    return parse(name).name
 
 
 def pybuild_cmd(case: str, ctx: Path) -> list[str]:

@@ -1,5 +1,5 @@
 """`python -m builder` is the `pybuild` command."""
 
-from builder.cli.app import main
+from builder.cli.entry import main
 
 main()

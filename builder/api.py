@@ -16,8 +16,9 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from builder import events
+from builder import buildrecord, events
 from builder.digest import Fingerprint
 from builder.errors import Diagnostic, DockerfileError, ImageError, Severity, UsageError
 from builder.executor import ResolvedImage, SolveOptions, StepFailed, commit_stage, solve
@@ -120,16 +121,17 @@ class ImageResolver:
                 raise ImageError(f"{ref_text}: no image found")
             digest = loaded[0].manifest.digest
         else:
-            digest = ref.digest if ref.digest is not None and self.store.has_blob(ref.digest) \
+            found = ref.digest if ref.digest is not None and self.store.has_blob(ref.digest) \
                 else self.store.get_image(ref.name)
-            if digest is None or self.pull == "always":
-                hint = ("load it first: `pybuild load FILE`, `pybuild import ROOTFS NAME`, or "
-                        "name a file: FROM oci-layout://DIR:TAG / oci-archive:FILE / "
-                        "docker-archive:FILE")
-                if digest is None:
-                    raise ImageError(f"base image {ref.familiar} is not in the store "
-                                     "(pulling from registries is not supported yet)",
-                                     hint=hint)
+            if found is None:
+                # --pull=always cannot be honoured without a registry client: the stored
+                # image is used (pulling is the registry module's job, not written yet).
+                raise ImageError(f"base image {ref.familiar} is not in the store "
+                                 "(pulling from registries is not supported yet)",
+                                 hint="load it first: `pybuild load -i FILE`, `pybuild import "
+                                 "ROOTFS -t NAME`, or name a file: FROM oci-layout://DIR:TAG, "
+                                 "oci-archive:FILE or docker-archive:FILE")
+            digest = found
         plat = None
         if platform is not None:
             plat = Platform(platform.os, platform.architecture, platform.variant)
@@ -198,6 +200,85 @@ def _created(store: Store, bp: BuildPlan, root_key: str, opts: BuildOptions) -> 
     return created
 
 
+def _save_record(store: Store, bp: BuildPlan, results: Mapping[StepId, Any],
+                 names: Mapping[StepId, str], opts: BuildOptions, text: str,
+                 result: BuildResult) -> None:
+    """Remember what this build depended on for the warm-rebuild fast path
+    (builder.buildrecord); skipped when a base image came from a file reference."""
+    images: list[tuple[str, str]] = []
+    contexts: list[tuple[str, tuple[str, ...], tuple[str, ...], str]] = []
+    for sid, res in results.items():
+        step = bp.steps[sid]
+        if isinstance(step, ImageSource) and not step.is_scratch:
+            if parse(step.ref).transport is not Transport.NAME or res.base is None:
+                return
+            images.append((step.ref, str(res.base.manifest_digest)))
+        elif isinstance(step, ContextSource):
+            contexts.append((sid, step.includes, step.excludes, res.key))
+    shown = tuple(names[sid] for sid in bp.topological(bp.target_stage.root)
+                  if sid in names and not isinstance(bp.steps[sid], ContextSource | ImageSource))
+    key = buildrecord.request_key(
+        dockerfile_text=text.encode(), dockerfile_path=opts.dockerfile, context=opts.context,
+        build_args=opts.build_args, environ=opts.environ, target=opts.target,
+        labels=opts.labels, source_date_epoch=opts.source_date_epoch)
+    buildrecord.save(store, key, buildrecord.BuildRecord(
+        result.manifest_digest, result.config_digest, tuple(sorted(images)),
+        tuple(sorted(contexts)), shown))
+
+
+def checks(df: Dockerfile) -> tuple[Diagnostic, ...]:
+    """BuildKit's build checks (the linter's `buildkit` rules) over a parsed Dockerfile, as
+    diagnostics; empty when the linter is not installed."""
+    try:
+        from builder.lint import RULES, lint
+    except ImportError:  # pragma: no cover - the linter ships with pybuild
+        return ()
+    out = []
+    for finding in lint(df):
+        rule = RULES.get(finding.code)
+        if rule is not None and rule.source == "buildkit":
+            out.append(finding.to_diagnostic())
+    return tuple(out)
+
+
+def _cached_checks(store: Store, text: str, df: Dockerfile) -> tuple[Diagnostic, ...]:
+    """`checks(df)`, remembered per Dockerfile text: the findings depend on nothing else, and
+    importing the linter is a noticeable part of a short build's start-up."""
+    from builder.source import Span
+
+    key = Fingerprint.of_parts("pybuild.buildchecks/v1", df.path, text).hex
+    rec = store.get_cache(key)
+    if rec is not None and isinstance(rec.config.get("checks"), list):
+        out = []
+        for d in rec.config["checks"]:
+            span = Span(*d["span"]) if d.get("span") else None
+            out.append(Diagnostic(d["code"], Severity(d["severity"]), d["message"], span,
+                                  d.get("hint"), d.get("url"), d.get("line_text")))
+        return tuple(out)
+    found = checks(df)
+    data = [{"code": d.code, "severity": d.severity.value, "message": d.message,
+             "span": [d.span.file, d.span.line, d.span.column, d.span.end_line,
+                      d.span.end_column] if d.span else None,
+             "hint": d.hint, "url": d.url, "line_text": d.line_text} for d in found]
+    store.put_cache(CacheRecord(key, None, {"checks": data}))
+    return found
+
+
+def check(opts: BuildOptions) -> tuple[Diagnostic, ...]:
+    """`pybuild build --check`: parse and plan (no build), then run the build checks.
+    Raises DockerfileError for an invalid Dockerfile, like a build would."""
+    path, text = _read_dockerfile(opts)
+    df = parse_dockerfile(text, path)
+    host = Platform.host()
+    # Plan without resolving base images (no store access): catches what a build would
+    # reject before running anything (no FROM, unknown stage, bad flags …).
+    plan(df, PlanOptions(build_args=opts.build_args, environ=dict(opts.environ),
+                         target=opts.target,
+                         build_platform=PlanPlatform(host.os, host.architecture, host.variant),
+                         parse=parse_dockerfile))
+    return checks(df)
+
+
 def build(store: Store, opts: BuildOptions, sink: events.Sink = events.discard) -> BuildResult:
     """Run one build (see the module docstring)."""
     t0 = time.monotonic()
@@ -205,6 +286,8 @@ def build(store: Store, opts: BuildOptions, sink: events.Sink = events.discard) 
         raise UsageError(f"build context {opts.context} is not a directory")
     path, text = _read_dockerfile(opts)
     df = parse_dockerfile(text, path)
+    for diag in _cached_checks(store, text, df):
+        sink(events.Warning(diag))
     try:
         _, excludes = load_ignore(opts.context, None if opts.dockerfile in (None, "-")
                                   else opts.dockerfile)
@@ -278,6 +361,8 @@ def build(store: Store, opts: BuildOptions, sink: events.Sink = events.discard) 
                 "image.name": ",".join(names_out)}
         atomic_write(Path(opts.metadata_file),
                      (json.dumps(meta, indent=2, sort_keys=True) + "\n").encode())
+    if not opts.no_cache and opts.pull != "always":
+        _save_record(store, bp, solution.results, names, opts, text, result)
     sink(events.BuildFinished(manifest_digest, result.config_digest, result.duration,
                               solution.stats.cached, solution.stats.total))
     return result

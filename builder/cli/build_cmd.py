@@ -78,6 +78,9 @@ def register(app: typer.Typer) -> None:
             "--source-date-epoch", metavar="SECONDS",
             help="Clamp timestamps for reproducible images (default: $SOURCE_DATE_EPOCH).")
         ] = None,
+        check: Annotated[bool, typer.Option(
+            "--check", help="Only run the build checks (BuildKit's rules); exit 1 on any "
+            "finding.")] = False,
     ) -> int:
         """Build an image from a Dockerfile (`pybuild -f Dockerfile .` is the same command)."""
         from builder.api import BuildOptions
@@ -120,6 +123,16 @@ def register(app: typer.Typer) -> None:
             network=network, outputs=tuple(parse_output(o) for o in output or ()),
             compression=comp, jobs=jobs or os.cpu_count() or 1, source_date_epoch=sde,
             iidfile=iidfile, metadata_file=metadata_file, environ=dict(os.environ))
+        if check:
+            from builder.api import check as run_check
+            from builder.cli.render import format_diagnostic
+
+            found = run_check(opts)
+            for diag in found:
+                print(format_diagnostic(diag), file=sys.stderr)
+            if not found:
+                print("Check complete, no warnings found.", file=sys.stderr)
+            return 1 if found else 0
         store = open_store(ctx)
         mode = "quiet" if quiet else progress
         sink = prog.make(mode)

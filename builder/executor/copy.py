@@ -200,6 +200,30 @@ class Stager:
             self._meta(dst, st, opts, is_dir=False)
         # sockets are skipped (they cannot be copied; BuildKit skips them too)
 
+    def merge_layer_dir(self, src: Path, dst_rel: str, opts: CopyOptions) -> None:
+        """Merge one overlay layer's directory `src` into `dst_rel` (call lowest layer first):
+        whiteouts (char 0:0) delete what lower layers put there, opaque directories replace
+        it; the directory's own metadata comes from the last (topmost) layer merged."""
+        dst = self.staging / dst_rel
+        if os.path.lexists(dst) and not (dst.is_dir() and not dst.is_symlink()):
+            os.unlink(dst)
+        dst.mkdir(exist_ok=True)
+        with os.scandir(src) as it:
+            names = sorted(e.name for e in it)
+        for name in names:
+            child = src / name
+            st = os.lstat(child)
+            crel = f"{dst_rel}/{name}" if dst_rel else name
+            if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
+                self._remove(self.staging / crel)
+            elif stat.S_ISDIR(st.st_mode):
+                if _opaque(child):
+                    self._remove(self.staging / crel)
+                self.merge_layer_dir(child, crel, opts)
+            else:
+                self.copy_entry(str(child), crel, opts)
+        self._meta(dst, os.lstat(src), opts, is_dir=True)
+
     def write_file(self, dst_rel: str, content: bytes, opts: CopyOptions,
                    mtime_ns: int) -> None:
         """A heredoc (inline) source: a new regular file, mode 0644 unless --chmod."""
@@ -242,6 +266,16 @@ class Stager:
             mode = opts.chmod(mode, is_dir)
         os.chmod(dst, mode)  # after chown: chown clears setuid/setgid bits
         os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+def _opaque(path: Path) -> bool:
+    for name in ("trusted.overlay.opaque", "user.overlay.opaque"):
+        try:
+            if os.getxattr(path, name, follow_symlinks=False) == b"y":
+                return True
+        except OSError:
+            continue
+    return False
 
 
 def _copy_file(src: str, dst: Path) -> None:

@@ -44,13 +44,15 @@ class _KeyLocks:
 _LOCKS = _KeyLocks()
 
 
-def layer_dir_key(diff_id: Digest) -> str:
-    return f"layer-{diff_id.hex}"
+def layer_dir_key(diff_id: Digest, copy: int = 0) -> str:
+    return f"layer-{diff_id.hex}" + (f"-{copy}" if copy else "")
 
 
-def layer_dir(store: Store, diff_id: Digest) -> Path:
-    """The overlay lower directory of layer `diff_id`, unpacking it on first use (atomic)."""
-    key = layer_dir_key(diff_id)
+def layer_dir(store: Store, diff_id: Digest, copy: int = 0) -> Path:
+    """The overlay lower directory of layer `diff_id`, unpacking it on first use (atomic).
+    `copy` > 0 names an extra, separate unpacking: overlayfs refuses the same directory twice
+    in one stack (ELOOP), and an image may hold the same layer at two positions."""
+    key = layer_dir_key(diff_id, copy)
     path = store.rootfs_path(key)
     if path.is_dir():
         return path
@@ -86,6 +88,17 @@ def _rmtree(path: Path) -> None:
     import shutil
 
     shutil.rmtree(path, ignore_errors=True)
+
+
+def stack_dirs(store: Store, layers: Sequence[Digest]) -> list[Path]:
+    """Overlay lower directories for a layer stack (base first), each directory used once."""
+    seen: dict[Digest, int] = {}
+    out = []
+    for d in layers:
+        n = seen.get(d, -1) + 1
+        seen[d] = n
+        out.append(layer_dir(store, d, n))
+    return out
 
 
 def flat_dir(store: Store, layers: Sequence[Digest]) -> Path:
@@ -133,6 +146,33 @@ class LayerView:
                     return sub if os.path.lexists(sub) and not _is_whiteout(sub) else None
                 cur = full
         return None
+
+    def layers_of(self, rel: str) -> list[Path]:
+        """The host paths of directory `rel` in every layer whose content shows through at
+        that path, TOPMOST FIRST (stops below an opaque directory, a whiteout or a
+        non-directory). Merge them lowest first to get the merged directory."""
+        parts = [p for p in rel.split("/") if p and p != "."]
+        out: list[Path] = []
+        for layer in reversed(self.lowers):
+            cur, hides, found = layer, False, True
+            for comp in parts:
+                full = cur / comp
+                try:
+                    st = os.lstat(full)
+                except (FileNotFoundError, NotADirectoryError):
+                    found = False
+                    break
+                if not stat.S_ISDIR(st.st_mode):
+                    found, hides = False, True   # a whiteout or a file hides what lies below
+                    break
+                if _is_opaque(full):
+                    hides = True
+                cur = full
+            if found:
+                out.append(cur)
+            if hides:
+                break
+        return out
 
     def resolve(self, rel: str) -> str:
         """`rel` with every symlink among its components followed inside the root (absolute

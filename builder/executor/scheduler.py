@@ -7,8 +7,9 @@ Contracts:
   identical StepIds (content-derived), so deduplication is by construction.
 - A step starts only after all its inputs finished; results are handed to it in the step's
   fixed input order.
-- The first failure stops the build: no new step starts, running ones are waited for, and the
-  failure is re-raised. Nothing is half-recorded (the worker records a result only on success).
+- The first failure stops the build: no new step starts, running ones are cancelled through the
+  worker's optional `cancel()` (RUN sandboxes are killed) and the failure is re-raised.
+  Nothing is half-recorded (the worker records a result only on success).
 - Events: StepCached for a hit, StepStarted/StepFinished around a miss (and around source
   steps, whose "realisation" is resolving/fingerprinting). Vertices are numbered in start order.
 """
@@ -148,7 +149,8 @@ class Scheduler(Generic[R]):
 
     def solve(self, targets: Sequence[StepId]) -> dict[StepId, R]:
         """Realise (or take from the cache) every step the targets need; returns each step's
-        result. Raises the first step failure after waiting for the steps still running."""
+        result. Raises the first step failure, after asking the worker (its optional
+        `cancel()`) to stop the steps still running; Ctrl-C does the same."""
         order = self.needed(targets)
         waiting = {sid: set(self.steps[sid].inputs) for sid in order}
         readers: dict[StepId, list[StepId]] = {sid: [] for sid in order}
@@ -157,31 +159,46 @@ class Scheduler(Generic[R]):
                 readers[dep].append(sid)
         results: dict[StepId, R] = {}
         ready = [sid for sid in order if not waiting[sid]]
-        failure: BaseException | None = None
         running: dict[Future[R], StepId] = {}
+        cancel = getattr(self.worker, "cancel", None)
         with ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="pybuild-step") as pool:
-            while ready or running:
-                while ready and failure is None:
-                    sid = ready.pop(0)
-                    ins = [results[d] for d in self.steps[sid].inputs]
-                    running[pool.submit(self._one, sid, ins)] = sid
-                if not running:
-                    break
-                done, _ = wait(running, return_when=FIRST_COMPLETED)
-                for fut in done:
-                    sid = running.pop(fut)
-                    err = fut.exception()
-                    if err is not None:
-                        if failure is None:
-                            failure = err
-                        continue
-                    results[sid] = fut.result()
-                    for r in readers[sid]:
-                        waiting[r].discard(sid)
-                        if not waiting[r]:
-                            ready.append(r)
-                if failure is not None:
-                    ready.clear()
+            try:
+                self._loop(pool, ready, running, results, waiting, readers)
+            except BaseException:
+                # A failure (or Ctrl-C): stop the steps still running instead of waiting.
+                if cancel is not None:
+                    cancel()
+                raise
+        return results
+
+    def _loop(self, pool: ThreadPoolExecutor, ready: list[StepId],
+              running: dict[Future[R], StepId], results: dict[StepId, R],
+              waiting: dict[StepId, set[StepId]], readers: dict[StepId, list[StepId]]) -> None:
+        failure: BaseException | None = None
+        while ready or running:
+            while ready and failure is None:
+                sid = ready.pop(0)
+                ins = [results[d] for d in self.steps[sid].inputs]
+                running[pool.submit(self._one, sid, ins)] = sid
+            if not running:
+                break
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for fut in done:
+                sid = running.pop(fut)
+                err = fut.exception()
+                if err is not None:
+                    if failure is None:
+                        failure = err
+                    continue
+                results[sid] = fut.result()
+                for r in readers[sid]:
+                    waiting[r].discard(sid)
+                    if not waiting[r]:
+                        ready.append(r)
+            if failure is not None:
+                ready.clear()
+                cancel = getattr(self.worker, "cancel", None)
+                if cancel is not None:
+                    cancel()
         if failure is not None:
             raise failure
-        return results

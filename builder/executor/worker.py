@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from builder import events
-from builder.context import BuildContext
+from builder.context import BuildContext, has_magic
 from builder.digest import Digest
-from builder.errors import BuildFailed, PybuildError
+from builder.errors import BuildFailed, EnvironmentProblem, PybuildError
 from builder.executor import cachekey
 from builder.executor.copy import CopyOptions, Stager, archive_kind, parse_chmod, resolve_chown
 from builder.executor.rootfs import (
@@ -34,7 +34,7 @@ from builder.executor.rootfs import (
     adopt_layer_dir,
     empty_dir,
     flat_dir,
-    layer_dir,
+    stack_dirs,
 )
 from builder.graph import (
     ContextSource,
@@ -52,8 +52,8 @@ from builder.oci.image import StoredImage
 from builder.oci.layers import changes_from_tree, commit_layer
 from builder.patternmatcher import PatternMatcher
 from builder.sandbox import Mount as SandboxMount
-from builder.sandbox import SandboxSpec
-from builder.sandbox import run as sandbox_run
+from builder.sandbox import Process, SandboxSpec
+from builder.sandbox import start as sandbox_start
 from builder.snapshot import changes as snapshot_changes
 from builder.store import CacheRecord, Store
 
@@ -125,6 +125,18 @@ class Worker:
         self.opts = options
         self._contexts: dict[tuple[str, ...], BuildContext] = {}
         self._memo_lock = options.memo_lock
+        self._live: set[Process] = set()
+        self._live_lock = threading.Lock()
+        self._cancelled = False
+
+    def cancel(self) -> None:
+        """Kill every running RUN sandbox (the build failed elsewhere or was interrupted);
+        steps that start afterwards fail at once."""
+        with self._live_lock:
+            self._cancelled = True
+            live = list(self._live)
+        for proc in live:
+            proc.kill()
 
     def close(self) -> None:
         """Release resources (nothing is held between steps today)."""
@@ -199,8 +211,7 @@ class Worker:
     # --- filesystems -------------------------------------------------------------------------
     def lowers(self, layers: Sequence[Digest]) -> list[Path]:
         """Overlay lower directories for a stack (an empty dir for scratch)."""
-        dirs = [layer_dir(self.store, d) for d in layers]
-        return dirs or [empty_dir(self.store)]
+        return stack_dirs(self.store, layers) or [empty_dir(self.store)]
 
     def _commit_tree(self, tree: Path) -> Digest | None:
         """Write a staging tree as a layer (None when it is empty) and keep it as the layer's
@@ -216,6 +227,7 @@ class Worker:
     # --- RUN -----------------------------------------------------------------------------------
     def _exec(self, sid: StepId, step: Exec, base: StepResult, inputs: Sequence[StepResult],
               vertex: int) -> Digest | None:
+        _require_root_sandbox()
         lowers = self.lowers(base.layers)
         tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
         t0 = time.monotonic()
@@ -238,10 +250,25 @@ class Worker:
                                network="host" if network == "host" else "none",
                                mounts=tuple(mounts))
             try:
-                result = sandbox_run(spec, stdout=out, stderr=out)
+                with self._live_lock:
+                    if self._cancelled:
+                        raise StepFailed(sid, "cancelled")
+                    proc = sandbox_start(spec, stdout=out, stderr=out)
+                    self._live.add(proc)
+                try:
+                    result = proc.wait()
+                finally:
+                    with self._live_lock:
+                        self._live.discard(proc)
+            except EnvironmentProblem:
+                raise  # no sandbox here: exit 4 with the fix, not a step failure
+            except StepFailed:
+                raise
             except PybuildError as err:
                 raise StepFailed(sid, f"cannot run the step: {err.message}",
                                  hint=err.hint) from None
+            if self._cancelled:
+                raise StepFailed(sid, "cancelled")
             if not result.ok:
                 what = result.error or f"exit code: {result.exit_code}"
                 raise StepFailed(sid, f"process {_quote_argv(step.argv)} did not complete "
@@ -307,6 +334,9 @@ class Worker:
     # --- COPY / ADD ----------------------------------------------------------------------------
     def _copy(self, sid: StepId, step: Copy, base: StepResult,
               inputs: Sequence[StepResult]) -> Digest | None:
+        if step.parents:
+            raise StepFailed(sid, "COPY --parents is not supported yet",
+                             hint="copy each directory with its own COPY instruction")
         by_id = dict(zip(step.inputs, inputs, strict=True))
         view = LayerView(self.lowers(base.layers))
         staging = Path(self._tempdir("copy-"))
@@ -341,6 +371,12 @@ class Worker:
                 ctx = src.context
                 if opts.owner is None:
                     opts.owner = (0, 0)
+            elif not step.excludes and not any(has_magic(p) for p in step.sources) \
+                    and src.layers:
+                # COPY --from a stage or image: read its layer directories in place (overlay
+                # rules) instead of flattening the whole source filesystem first.
+                self._copy_from_layers(sid, step, src, stager, opts)
+                return self._commit_tree(staging)
             else:
                 root = self._source_root(src)
                 assert root is not None
@@ -398,6 +434,35 @@ class Worker:
             shutil.rmtree(staging, ignore_errors=True)
             raise
 
+    def _copy_from_layers(self, sid: StepId, step: Copy, src: StepResult, stager: Stager,
+                          opts: CopyOptions) -> None:
+        lowers = self.lowers(src.layers)
+        view = LayerView(lowers)
+        dest = step.dest
+        many = len(step.sources) > 1
+        for pattern in step.sources:
+            rel = view.resolve(pattern.strip("/"))
+            host = view.lookup(rel)
+            if host is None:
+                raise StepFailed(sid, f"failed to compute cache key: \"/{pattern.strip('/')}\""
+                                 ": not found",
+                                 hint="check the path exists in the source stage or image")
+            if os.path.isdir(host) and not os.path.islink(host):
+                target = stager.ensure_dir(dest, owner=opts.owner)
+                for layer_host in reversed(view.layers_of(rel)):
+                    stager.merge_layer_dir(layer_host, target, opts)
+                continue
+            name = os.path.basename(rel)
+            if dest.endswith("/") or many or stager.dest_is_dir(dest):
+                parent = stager.ensure_dir(dest, owner=opts.owner)
+                out = f"{parent}/{name}" if parent else name
+            else:
+                clean = dest.rstrip("/")
+                parent = stager.ensure_dir(os.path.dirname(clean))
+                base_name = os.path.basename(clean)
+                out = f"{parent}/{base_name}" if parent else base_name
+            stager.copy_entry(str(host), out, opts)
+
     # --- WORKDIR -------------------------------------------------------------------------------
     def _mkdir(self, sid: StepId, step: Mkdir, base: StepResult) -> Digest | None:
         view = LayerView(self.lowers(base.layers))
@@ -416,6 +481,23 @@ class Worker:
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
+
+
+def _require_root_sandbox() -> None:
+    """The layer directories are in overlayfs' root format (trusted.* xattrs, 0:0 whiteout
+    devices), which only the root sandbox mode mounts: refuse RUN clearly elsewhere."""
+    from builder.sandbox import Mode, detect
+
+    report = detect()
+    if report.mode is Mode.ROOT:
+        return
+    if report.mode is Mode.NONE:
+        raise EnvironmentProblem(f"RUN needs a sandbox, and none works here: {report.reason}",
+                                 hint=report.fix or "see `pybuild info`")
+    raise EnvironmentProblem(f"RUN steps need the root sandbox mode for now; this machine "
+                             f"offers {report.mode.value} ({report.reason})",
+                             hint="run the build as root (e.g. `sudo -E pybuild …`); rootless "
+                             "builds are not supported yet. COPY-only builds work as is.")
 
 
 def _chain(inputs: Sequence[StepResult], step: Step) -> StepResult:

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from builder.errors import UsageError
-from builder.executor.rootfs import empty_dir, layer_dir
+from builder.executor.rootfs import empty_dir, stack_dirs
 from builder.oci import image as oci_image
 from builder.oci import layout
 from builder.oci.reference import Transport, parse
@@ -35,7 +35,7 @@ def run_image(store: Store, image: str, args: Sequence[str] = (), *,
         _, digest = oci_image.lookup(store, image)
     img = oci_image.record_layers(store, digest)
     with store.in_use():
-        lowers = [str(layer_dir(store, d)) for d in img.config.diff_ids] or \
+        lowers = [str(d) for d in stack_dirs(store, img.config.diff_ids)] or \
             [str(empty_dir(store))]
         upper = Path(tempfile.mkdtemp(prefix="run-upper-", dir=store.tmp_root))
         work = Path(tempfile.mkdtemp(prefix="run-work-", dir=store.tmp_root))

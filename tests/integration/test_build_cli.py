@@ -116,3 +116,45 @@ def test_run_the_built_image(root: Path, tmp_path: Path) -> None:
     proc = run_pybuild("--root", str(root), "run", "-e", "WHO=you", "hello:1", "sh", "-c",
                        "echo $WHO; exit 4")
     assert proc.returncode == 4 and proc.stdout == "you\n"
+
+
+def test_warm_rebuild_fast_path_and_its_invalidation(root: Path, tmp_path: Path) -> None:
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "a.txt").write_text("a\n")
+    (ctx / "Dockerfile").write_text("FROM localhost/pybuild/busybox:latest\n"
+                                    "COPY a.txt /a.txt\nRUN cat /a.txt > /b.txt\n")
+    args = ("--root", str(root), "build", "--progress=plain", "-t", "fast:1", str(ctx))
+    first = run_pybuild(*args)
+    assert first.returncode == 0, first.stderr
+    image_id = first.stdout.strip()
+    warm = run_pybuild(*args)
+    assert warm.returncode == 0 and "build record" in warm.stderr
+    assert warm.stdout.strip() == image_id
+    (ctx / "a.txt").touch()  # mtime only: still answered from the record
+    assert "build record" in run_pybuild(*args).stderr
+    (ctx / "a.txt").write_text("changed\n")
+    changed = run_pybuild(*args)
+    assert changed.returncode == 0 and "build record" not in changed.stderr
+    assert "COPY a.txt /a.txt\n#" in changed.stderr and changed.stdout.strip() != image_id
+    # a re-tagged base image invalidates the record too
+    store_base = run_pybuild("--root", str(root), "tag", "fast:1",
+                             "localhost/pybuild/busybox:latest")
+    assert store_base.returncode == 0, store_base.stderr
+    again = run_pybuild(*args)
+    assert again.returncode == 0 and "build record" not in again.stderr
+
+
+def test_no_sandbox_refuses_run_with_exit_4_but_copy_only_builds(root: Path,
+                                                                   tmp_path: Path) -> None:
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "f.txt").write_text("f\n")
+    env = {"PYBUILD_SANDBOX_MODE": "none", "PYBUILD_NO_FASTPATH": "1"}
+    (ctx / "Dockerfile").write_text("FROM localhost/pybuild/busybox:latest\nRUN true\n")
+    proc = run_pybuild("--root", str(root), "-q", str(ctx), env=env)
+    assert proc.returncode == 4 and "RUN needs a sandbox" in proc.stderr
+    (ctx / "Dockerfile").write_text("FROM localhost/pybuild/busybox:latest\n"
+                                    "COPY f.txt /f.txt\nWORKDIR /w\n")
+    proc = run_pybuild("--root", str(root), "-q", str(ctx), env=env)
+    assert proc.returncode == 0, proc.stderr

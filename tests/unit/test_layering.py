@@ -36,6 +36,7 @@ LAYERS: dict[str, int] = {
     "builder.registry": 3,
     "builder.context": 3,
     "builder.executor": 4,
+    "builder.buildrecord": 4,
     "builder.export": 4,
     "builder.run": 4,
     "builder.api": 4,
