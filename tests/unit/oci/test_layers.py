@@ -353,3 +353,74 @@ def test_plain_archive_mode_extracts_wh_names_as_files(tmp_path: Path):
     assert (dst / "d" / ".wh..wh..opq").exists()
     with pytest.raises(ValueError):
         apply_layer(io.BytesIO(b""), dst, whiteouts="bogus")
+
+
+# --- ownership: host ids mapped back to container ids (rootless sandboxes) ---------------------
+def _owned_tree(root: Path) -> Path:
+    """Files owned as a rootless subid sandbox leaves them: container root = host 1001,
+    container 1..65536 = host 100000.. (so container 1000 = host 100999)."""
+    (root / "home" / "app").mkdir(parents=True)
+    (root / "home" / "app" / "f").write_text("mine")
+    os.link(root / "home" / "app" / "f", root / "home" / "app" / "f-link")
+    (root / "rootfile").write_text("root's")
+    (root / "stranger").write_text("unmapped")
+    if IS_ROOT:
+        for p in ("home", "home/app", "home/app/f"):
+            os.chown(root / p, 100999, 100999)
+        os.chown(root / "rootfile", 1001, 1001)
+        os.chown(root / "stranger", 5, 5)
+    return root
+
+
+ROOTLESS = ((0, 1001, 1), (1, 100000, 65536))
+
+
+def _owners(data: bytes) -> dict[str, tuple[int, int]]:
+    return {m.name: (m.uid, m.gid) for m in untar(data)}
+
+
+def test_id_mapping_translates_host_ids_and_overflows_the_rest() -> None:
+    from builder.oci.layers import IdMapping
+
+    m = IdMapping.of(ROOTLESS, ROOTLESS)
+    assert m.to_container(100999, 1001) == (1000, 0)
+    assert m.to_container(100000 + 65536, 5) == (65534, 65534)  # just past the range
+    assert IdMapping().identity and IdMapping().to_container(7, 8) == (7, 8)
+    from builder.sandbox.spec import IdMap
+    assert IdMapping.of([IdMap(0, 1001, 1)], ()) == IdMapping(((0, 1001, 1),), ())
+
+
+def test_writer_records_container_ids_with_a_map_and_host_ids_without(tmp_path: Path) -> None:
+    if not IS_ROOT:
+        pytest.skip("needs root: chown to subordinate host ids")
+    from builder.oci.layers import IdMapping
+
+    root = _owned_tree(tmp_path / "t")
+    host = _owners(layer_bytes(root, Compression.NONE)[0])
+    assert host["home/app/f"] == (100999, 100999) and host["rootfile"] == (1001, 1001)
+    m = IdMapping.of(ROOTLESS, ROOTLESS)
+    # The map given to the writer ...
+    mapped_data, res = layer_bytes(root, Compression.NONE, id_map=m)
+    mapped = _owners(mapped_data)
+    assert mapped["home"] == mapped["home/app"] == mapped["home/app/f"] == (1000, 1000)
+    assert mapped["home/app/f-link"] == (1000, 1000)  # the hardlink entry too
+    assert mapped["rootfile"] == (0, 0)
+    assert mapped["stranger"] == (65534, 65534)
+    # ... or carried by each change (what builder.snapshot.changes does) gives the same bytes.
+    buf = io.BytesIO()
+    per_change = [Change(c.path, c.kind, c.source, m) for c in changes_from_tree(root)]
+    assert write_layer(per_change, buf, Compression.NONE).diff_id == res.diff_id
+    assert buf.getvalue() == mapped_data
+    # An identity map is no map at all: byte-identical to the unmapped layer.
+    assert layer_bytes(root, Compression.NONE, id_map=IdMapping())[0] == \
+        layer_bytes(root, Compression.NONE)[0]
+    # A change's own map wins over the writer's default.
+    buf = io.BytesIO()
+    write_layer(per_change, buf, Compression.NONE, id_map=IdMapping())
+    assert buf.getvalue() == mapped_data
+
+
+def test_unmapped_writer_records_lstat_owners(tmp_path: Path) -> None:
+    root = _owned_tree(tmp_path / "t")
+    st = os.lstat(root / "rootfile")
+    assert _owners(layer_bytes(root, Compression.NONE)[0])["rootfile"] == (st.st_uid, st.st_gid)
