@@ -192,8 +192,8 @@ def write_layer(changes: Iterable[Change], out: Out,
         sink.write(b"\0" * 1024)  # end of archive: two zero blocks
         sink.close()
     except BaseException:
-        comp.abort()
         sink.abort()
+        comp.abort()
         raise
     diff_id = Digest(sink.hash.hexdigest())
     if compression is Compression.NONE:
@@ -283,9 +283,12 @@ def _write_entries(changes: Iterable[Change], sink: BlockSink, sde: int | None,
 
 
 def _copy_file(source: str, size: int, sink: BlockSink, path: str) -> None:
-    with open(source, "rb", buffering=0) as f:
-        if sink.write_file(f, size) != size:  # type: ignore[arg-type]
+    fd = os.open(source, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+    try:
+        if sink.write_fd(fd, size) != size:
             raise ImageError(f"{path!r} shrank while the layer was being written")
+    finally:
+        os.close(fd)
     pad = -size % 512
     if pad:
         sink.write(b"\0" * pad)
@@ -347,8 +350,8 @@ def ensure_variant(store: Store, diff_id: Digest, compression: Compression, *,
                 raw.drain()
             sink.close()
         except BaseException:
-            comp.abort()
             sink.abort()
+            comp.abort()
             raise
         if sink.hash.hexdigest() != diff_id.hex:
             raise ImageError(f"layer blob {src.digest} does not decompress to {diff_id}")

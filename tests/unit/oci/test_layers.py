@@ -424,3 +424,74 @@ def test_unmapped_writer_records_lstat_owners(tmp_path: Path) -> None:
     root = _owned_tree(tmp_path / "t")
     st = os.lstat(root / "rootfile")
     assert _owners(layer_bytes(root, Compression.NONE)[0])["rootfile"] == (st.st_uid, st.st_gid)
+
+
+# --- the block pipeline: pieces, errors, bounded buffers ----------------------------------------
+def _compress(comp: Compression, pieces: list[bytes], threads: int = 3) -> bytes:
+    from builder.oci.compression import Compressor
+
+    buf = io.BytesIO()
+    c = Compressor(buf, comp, threads=threads)
+    released: list[int] = []
+    for i, p in enumerate(pieces):
+        c.block(memoryview(p), lambda i=i: released.append(i))  # type: ignore[misc]
+    c.close()
+    assert sorted(released) == list(range(len(pieces)))  # every piece handed back
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("comp", list(Compression))
+def test_compressed_bytes_do_not_depend_on_how_the_stream_is_cut(comp: Compression) -> None:
+    from builder.oci.compression import BLOCK
+
+    data = random.Random(3).randbytes(BLOCK) * 4 + b"tail" * 1000  # compressible, > 4 blocks
+    one_block_each = [data[i:i + BLOCK] for i in range(0, len(data), BLOCK)]
+    big_pieces = [data[:3 * BLOCK], data[3 * BLOCK:]]
+    a = _compress(comp, one_block_each)
+    assert _compress(comp, big_pieces) == a
+    assert _compress(comp, big_pieces, threads=1) == a
+    assert plain(a, comp) == data
+
+
+def test_a_failing_output_raises_in_the_caller_and_stops_the_sink_thread(
+        tmp_path: Path) -> None:
+    import threading
+
+    class Full:
+        def __init__(self) -> None:
+            self.n = 0
+
+        def write(self, data: bytes) -> int:
+            self.n += len(data)
+            if self.n > 5 << 20:
+                raise OSError(28, "No space left on device")
+            return len(data)
+
+    root = tmp_path / "t"
+    root.mkdir()
+    for i in range(6):
+        (root / f"f{i}").write_bytes(random.Random(i).randbytes(3 << 20))
+    with pytest.raises(OSError, match="No space left"):
+        write_layer(changes_from_tree(root), Full(), Compression.NONE)
+    assert not [t for t in threading.enumerate() if t.name == "layer-sink"]
+
+
+@pytest.mark.parametrize("comp", [Compression.GZIP, Compression.ZSTD])
+def test_the_sink_recycles_a_bounded_number_of_buffers(comp: Compression) -> None:
+    from builder.oci.compression import SEGMENT, BlockSink, Compressor
+
+    class Slow:
+        def write(self, data: bytes) -> int:
+            time.sleep(0.001)
+            return len(data)
+
+    c = Compressor(Slow(), comp, level=1, threads=2)
+    sink = BlockSink(c)
+    chunk = random.Random(1).randbytes(700_001)  # odd size: segments cut mid-write
+    h = hashlib.sha256()
+    for _ in range(60):                                # ~42 MB, > 10 segments
+        sink.write(chunk)
+        h.update(chunk)
+    sink.close()
+    assert sink.hash.hexdigest() == h.hexdigest() and sink.size == 60 * len(chunk)
+    assert sink._allocated <= c.max_held(SEGMENT) + 3
