@@ -5,7 +5,7 @@ Writer contract (OCI image-spec layer.md; DESIGN.md §4): from a change set
 empty, mtimes whole seconds clamped to SOURCE_DATE_EPOCH when given, hardlinks by inode
 within the layer, xattrs kept (overlay's own stripped), deletions as `.wh.<name>`, opaque
 directories as `<dir>/.wh..wh..opq`. One streaming pass computes the diff_id (sha256 of the
-tar) and the blob digest (sha256 of the compressed bytes); memory is bounded by a few blocks.
+tar) and the blob digest (sha256 of the compressed bytes); memory is bounded by a few buffers.
 The same change set gives byte-identical output for each compression, whatever the thread
 count, time or directory. Tar headers are encoded here (not by tarfile, whose output has
 changed between Python releases) so the bytes depend on nothing but the changes.
