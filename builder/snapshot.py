@@ -12,7 +12,10 @@ Overlay's on-disk format (Documentation/filesystems/overlayfs.rst) → OCI layer
   - overlay's own xattrs (`trusted.overlay.*`, `user.overlay.*`) are stripped by the writer;
   - fuse-overlayfs, when it cannot use those, writes OCI-style `.wh.<name>` files and a
     `.wh..wh..opq` marker (plus a `.wh..opq` device): they mean the same;
-  - mount-point stubs the sandbox created (ExecResult.stubs) are not the step's changes.
+  - mount-point stubs the sandbox created (ExecResult.stubs) are not the step's changes;
+  - owners: a rootless sandbox's upper holds host-side ids (the caller's uid for container
+    root, subordinate ids for the rest); every change carries the sandbox's `IdMapping`, so
+    the layer writer records the ids the step saw (USER 1000 → uid 1000, not 100999).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import os
 import stat
 from collections.abc import Iterable
 
-from builder.oci.layers import Change, ChangeKind
+from builder.oci.layers import Change, ChangeKind, IdMapping
 from builder.sandbox.mode import describe
 from builder.sandbox.plan import SandboxError
 from builder.sandbox.tree import (
@@ -60,16 +63,30 @@ def _same_dir_in_lowers(rel: str, st: os.stat_result, lowers: tuple[str, ...]) -
     return False
 
 
+def sandbox_id_mapping() -> IdMapping:
+    """The id mapping of the sandboxes this process runs (`builder.sandbox.id_maps()`):
+    identity as root, host → container ids when rootless."""
+    from builder.sandbox.runner import id_maps  # lazy: the sandbox imports this module lazily
+
+    return IdMapping.of(*id_maps())
+
+
 def changes(upper: str, *, stubs: Iterable[str] = (),
-            lowers: Iterable[str] = ()) -> tuple[Change, ...]:
+            lowers: Iterable[str] = (),
+            id_map: IdMapping | None = None) -> tuple[Change, ...]:
     """Read `upper` (an overlay upperdir after the step's process exited) as a change set,
     sorted by path bytes (parents before children), ready for `oci.layers.write_layer`.
 
     `stubs` (ExecResult.stubs) are dropped when still empty, and so are their ancestor
     directories that hold nothing else and match the lowers' mode and owner (pure copy-ups
     caused by creating the stub). `lowers` (lowest first) are read only for that check.
-    Read-only; call it after the step exited. Raises SandboxError when part of the upper
-    cannot be read (os.walk would skip it silently: a layer missing files)."""
+    `id_map` (default: `sandbox_id_mapping()`, what this process's sandboxes use) is attached
+    to every change so the writer records container-side owners; pass `IdMapping()` to keep
+    host ids. Read-only; call it after the step exited. Raises SandboxError when part of the
+    upper cannot be read (os.walk would skip it silently: a layer missing files)."""
+    if id_map is None:
+        id_map = sandbox_id_mapping()
+    attach = None if id_map.identity else id_map
     found: dict[str, Change] = {}
     stats: dict[str, os.stat_result] = {}
     for dirpath, dirnames, filenames in os.walk(upper, onerror=_unreadable):
@@ -77,7 +94,7 @@ def changes(upper: str, *, stubs: Iterable[str] = (),
         rel_dir = "" if rel_dir == "." else rel_dir
         names = [*dirnames, *filenames]
         if rel_dir and (_WH_OPQ in names or _FUSE_WH_OPQ in names):
-            found[rel_dir] = Change(rel_dir, ChangeKind.OPAQUE, dirpath)
+            found[rel_dir] = Change(rel_dir, ChangeKind.OPAQUE, dirpath, attach)
         for name in names:
             full = os.path.join(dirpath, name)
             rel = f"{rel_dir}/{name}" if rel_dir else name
@@ -96,7 +113,7 @@ def changes(upper: str, *, stubs: Iterable[str] = (),
                 kind = ChangeKind.OPAQUE
             if found.get(rel, Change(rel, kind)).kind is ChangeKind.OPAQUE:
                 kind = ChangeKind.OPAQUE  # already marked by a .wh..wh..opq inside it
-            found[rel] = Change(rel, kind, full)
+            found[rel] = Change(rel, kind, full, attach)
             stats[rel] = st
     lowers = tuple(lowers)
     if lowers:
@@ -104,7 +121,7 @@ def changes(upper: str, *, stubs: Iterable[str] = (),
         # those that replace one: opaque means nothing where no lower has the directory.
         for rel, c in list(found.items()):
             if c.kind is ChangeKind.OPAQUE and not _in_lowers(rel, lowers):
-                found[rel] = Change(rel, ChangeKind.ADD, c.source)
+                found[rel] = Change(rel, ChangeKind.ADD, c.source, c.id_map)
     _drop_stubs(found, stats, set(stubs), lowers)
     return tuple(sorted(found.values(), key=lambda c: c.path.encode("utf-8", "surrogateescape")))
 
@@ -148,13 +165,4 @@ def container_ids(st: os.stat_result, uid_map: Iterable[tuple[int, int, int]],
     """(uid, gid) of an upperdir entry as the sandbox saw it, given the sandbox's id maps
     (builder.sandbox.id_maps(): (inside, outside, count) triples; empty = identity). Rootless
     subid sandboxes store subordinate host ids in the upper; the layer must record these."""
-    return _unmap(st.st_uid, tuple(uid_map)), _unmap(st.st_gid, tuple(gid_map))
-
-
-def _unmap(host_id: int, id_map: tuple[tuple[int, int, int], ...]) -> int:
-    if not id_map:
-        return host_id
-    for inside, outside, count in id_map:
-        if outside <= host_id < outside + count:
-            return inside + host_id - outside
-    return 65534  # the kernel's overflow id: not mapped into the sandbox
+    return IdMapping.of(uid_map, gid_map).to_container(st.st_uid, st.st_gid)

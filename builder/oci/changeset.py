@@ -6,6 +6,12 @@ on disk whose lstat, content, link target and xattrs go into the layer. The writ
 only the paths it is given: callers include the parent directories they want in the layer
 (an overlayfs upperdir always has them). Two producers live here: `changes_from_upperdir`
 (overlayfs semantics) and `changes_from_tree` (everything is an ADD, for COPY and import).
+
+Ownership: the writer records each source's uid/gid as lstat reports it, unless an
+`IdMapping` says how host ids translate back to the ids the build saw. A rootless sandbox
+needs one: what USER 1000 creates in its upperdir belongs to a subordinate id on the host
+(e.g. 100999), and the layer must say 1000. `builder.snapshot.changes` attaches the sandbox's
+mapping to every change it returns, so the layer is right without the caller doing anything.
 """
 
 from __future__ import annotations
@@ -13,9 +19,10 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 WHITEOUT_PREFIX = ".wh."
 OPAQUE_MARKER = ".wh..wh..opq"
@@ -30,12 +37,58 @@ class ChangeKind(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class IdMapping:
+    """Host → container id translation for the owners the writer records: the sandbox's
+    user-namespace maps, as (inside, outside, count) triples (the lines of
+    /proc/PID/uid_map, user_namespaces(7)). An empty map is the identity. A host id that no
+    line covers becomes 65534, the kernel's overflow id: the sandbox saw it as that too."""
+
+    uids: tuple[tuple[int, int, int], ...] = ()
+    gids: tuple[tuple[int, int, int], ...] = ()
+
+    @classmethod
+    def of(cls, uid_map: Iterable[Any], gid_map: Iterable[Any]) -> IdMapping:
+        """From `builder.sandbox.IdMap` objects (inside/outside/count) or plain triples."""
+        return cls(_triples(uid_map), _triples(gid_map))
+
+    @property
+    def identity(self) -> bool:
+        return not self.uids and not self.gids
+
+    def to_container(self, uid: int, gid: int) -> tuple[int, int]:
+        """(uid, gid) as the container saw them, for host-side owners `uid`, `gid`."""
+        return _unmap(uid, self.uids), _unmap(gid, self.gids)
+
+
+def _triples(id_map: Iterable[Any]) -> tuple[tuple[int, int, int], ...]:
+    out = []
+    for m in id_map:
+        if hasattr(m, "inside"):
+            out.append((int(m.inside), int(m.outside), int(m.count)))
+        else:
+            inside, outside, count = m
+            out.append((int(inside), int(outside), int(count)))
+    return tuple(out)
+
+
+def _unmap(host_id: int, id_map: tuple[tuple[int, int, int], ...]) -> int:
+    if not id_map:
+        return host_id
+    for inside, outside, count in id_map:
+        if outside <= host_id < outside + count:
+            return inside + host_id - outside
+    return 65534  # the overflow id (/proc/sys/fs/overflowuid): not mapped into the sandbox
+
+
+@dataclass(frozen=True, slots=True)
 class Change:
-    """One filesystem change. `source` is required for every kind except DELETE."""
+    """One filesystem change. `source` is required for every kind except DELETE. `id_map`,
+    when set, translates the source's on-disk owner to the uid/gid the layer records."""
 
     path: str
     kind: ChangeKind
     source: str | None = None
+    id_map: IdMapping | None = None
 
 
 def check_relpath(path: str) -> str:

@@ -2,10 +2,10 @@
 decompression by magic number.
 
 `BlockSink` cuts the uncompressed stream into fixed BLOCK-sized pieces (so output never
-depends on how the input was chunked or on thread timing), hashes each (the diff_id) and hands
-it to a `Compressor`, which compresses and writes to `out`, hashing what it writes (the blob
-digest). File content is read straight into the block buffer (`write_file`): one copy from the
-kernel, none in Python.
+depends on how the input was chunked or on thread timing) and hands each to a consumer thread
+that hashes it (the diff_id) and passes it to a `Compressor`, which compresses and writes to
+`out`, hashing what it writes (the blob digest). File content is read straight into recycled
+block buffers (`write_fd`): one copy from the kernel, none in Python.
 
 gzip is pigz-style parallel deflate: each block is deflated in a thread pool (zlib releases the
 GIL) with the previous block's last 32 KiB as its dictionary and ended with a sync flush; the
@@ -21,10 +21,12 @@ import gzip
 import hashlib
 import io
 import os
+import queue
 import struct
+import threading
 import zlib
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, BinaryIO, Protocol
 
@@ -34,6 +36,7 @@ from builder.oci.model import Compression
 from builder.store import ReadStream
 
 BLOCK = 1 << 20                 # compression block: fixed, so output never depends on timing
+SEGMENT = 4 * BLOCK             # the sink's hand-off unit: one thread hand-off per 4 MiB
 GZIP_LEVEL = 6                  # gzip/pigz default
 ZSTD_LEVEL = 3                  # zstd CLI default
 # One more compression thread than CPUs: the main thread (reading files, tar headers, sha256)
@@ -48,7 +51,10 @@ class Out(Protocol):
 
 
 class Compressor:
-    """Compresses whole blocks (any size but the last must be BLOCK) and writes them to `out`.
+    """Compresses the stream, given in pieces whose sizes are multiples of BLOCK (but the
+    last), and writes it to `out`. gzip deflates each BLOCK separately (the output depends
+    on those boundaries only, not on the pieces); zstd's multi-threaded output depends on
+    neither.
 
     `hash_output=False` skips hashing the compressed bytes when the caller's sink already
     hashes them (a store BlobWriter does)."""
@@ -67,7 +73,7 @@ class Compressor:
             self._isize = 0
             self._prev_tail = b""
             self._pool = ThreadPoolExecutor(threads) if threads > 1 else None
-            self._pending: deque[Future[bytes]] = deque()
+            self._pending: deque[tuple[Future[bytes], Callable[[], None] | None]] = deque()
             self._emit(GZIP_HEADER)
         elif compression is Compression.ZSTD:
             opts: dict[int, int] = {
@@ -93,29 +99,59 @@ class Compressor:
              if zdict else zlib.compressobj(level, zlib.DEFLATED, -15))
         return c.compress(block) + c.flush(zlib.Z_SYNC_FLUSH)
 
-    def block(self, block: memoryview | bytearray) -> None:
-        """Compress one block; the caller never modifies `block` afterwards."""
-        if self.compression is Compression.NONE:
-            self._emit(block)
-        elif self.compression is Compression.ZSTD:
-            self._emit(self._zstd.compress(block))
-        else:
-            self._crc = zlib.crc32(block, self._crc)
-            self._isize += len(block)
-            zdict, self._prev_tail = self._prev_tail, bytes(block[-32768:])
+    def max_held(self, piece: int = BLOCK) -> int:
+        """How many pieces of `piece` bytes `block()` may still hold (unreleased) when it
+        returns: gzip keeps up to 2 × threads BLOCKs deflating, other forms none."""
+        if self.compression is not Compression.GZIP or self._pool is None:
+            return 0
+        return -(-2 * self._threads * BLOCK // piece) + 1
+
+    def block(self, block: memoryview | bytearray,
+              release: Callable[[], None] | None = None) -> None:
+        """Compress a piece of the stream (a multiple of BLOCK bytes, unless it is the last).
+        The caller does not modify `block` until `release` is called (at once, or for gzip
+        once its deflates finished; see `max_held`)."""
+        if self.compression is not Compression.GZIP:
+            if self.compression is Compression.NONE:
+                self._emit(block)
+            else:
+                # libzstd copies the input into its own job buffers (ZSTD_c_nbWorkers ≥ 1).
+                self._emit(self._zstd.compress(block))
+            if release is not None:
+                release()
+            return
+        self._crc = zlib.crc32(block, self._crc)
+        self._isize += len(block)
+        mv = memoryview(block)
+        n = len(mv)
+        for off in range(0, n, BLOCK):
+            sub = mv[off:off + BLOCK]
+            zdict, self._prev_tail = self._prev_tail, bytes(sub[-32768:])
+            last = off + BLOCK >= n
             if self._pool is None:
-                self._emit(self._deflate(block, self._level, zdict))
-                return
-            self._pending.append(self._pool.submit(self._deflate, block, self._level, zdict))
+                self._emit(self._deflate(sub, self._level, zdict))
+                continue
+            # The piece is released with its last BLOCK: futures are consumed in order.
+            self._pending.append((self._pool.submit(self._deflate, sub, self._level, zdict),
+                                  release if last else None))
             while len(self._pending) > 2 * self._threads:
-                self._emit(self._pending.popleft().result())
+                self._pop()
+        if self._pool is None and release is not None:
+            release()
+
+    def _pop(self) -> None:
+        fut, release = self._pending.popleft()
+        data = fut.result()
+        if release is not None:
+            release()
+        self._emit(data)
 
     def close(self) -> None:
         if self.compression is Compression.ZSTD:
             self._emit(self._zstd.flush())
         elif self.compression is Compression.GZIP:
             while self._pending:
-                self._emit(self._pending.popleft().result())
+                self._pop()
             if self._pool is not None:
                 self._pool.shutdown()
             self._emit(b"\x03\x00")  # a final empty fixed-Huffman block (BFINAL=1)
@@ -123,45 +159,74 @@ class Compressor:
 
     def abort(self) -> None:
         if self.compression is Compression.GZIP and self._pool is not None:
-            for f in self._pending:
+            for f, _release in self._pending:
                 f.cancel()
             self._pool.shutdown(wait=True)
 
 
 class BlockSink:
-    """The uncompressed stream: buffers into BLOCK-sized blocks, hashes them (diff_id) and
+    """The uncompressed stream: buffers into SEGMENT-sized pieces, hashes them (diff_id) and
     feeds the compressor.
 
-    A full block is never written to again (each gets a fresh buffer), so the compressor's
-    threads and the hashing thread can read it while the main thread fills the next one:
-    sha256 of the tar runs beside the compression instead of before it (hashlib releases
-    the GIL). At most `_MAX_PENDING` blocks wait for the hasher, bounding memory."""
-
-    _MAX_PENDING = 4
+    Two threads, one hand-off per block: the caller's thread encodes headers and reads file
+    content straight into the current block buffer; a consumer thread ("layer-sink") hashes
+    each full block, compresses it, hashes and writes the output. sha256, zlib and zstd all
+    release the GIL, so the consumer's work runs beside the caller's reads instead of after
+    them. The threads meet once per SEGMENT (every GIL hand-back can cost a switch interval,
+    5 ms, while the other thread runs Python), not once per hash or write. Segments are
+    processed strictly in order and are multiples of BLOCK, so the bytes never depend on
+    timing. Buffers are recycled through a free list (no per-block allocation and
+    page-zeroing) and their number is bounded (`Compressor.max_held` + 3), which bounds
+    memory: 12-24 MiB."""
 
     def __init__(self, comp: Compressor) -> None:
         self.comp = comp
         self.hash = hashlib.sha256()
         self.size = 0
-        self._hasher = ThreadPoolExecutor(1, thread_name_prefix="diff-id")
-        self._hashing: deque[Future[None]] = deque()
+        self._limit = comp.max_held(SEGMENT) + 3  # one filling, one queued, one consumed
+        self._allocated = 0
+        self._free: queue.SimpleQueue[bytearray] = queue.SimpleQueue()
+        self._jobs: queue.SimpleQueue[tuple[bytearray, int] | None] = queue.SimpleQueue()
+        self._error: BaseException | None = None
+        self._stopped = False
+        self._thread = threading.Thread(target=self._consume, name="layer-sink", daemon=True)
+        self._thread.start()
         self._new_buffer()
 
     def _new_buffer(self) -> None:
-        self._buf = bytearray(BLOCK)
+        if self._allocated < self._limit and self._free.empty():
+            self._allocated += 1
+            self._buf = bytearray(SEGMENT)
+        else:
+            self._buf = self._free.get()
         self._mv = memoryview(self._buf)
         self._pos = 0
+
+    def _consume(self) -> None:
+        """The consumer thread: hash, compress, emit, in block order; then recycle."""
+        while (job := self._jobs.get()) is not None:
+            buf, n = job
+            if self._error is not None:  # failed earlier: just hand buffers back
+                self._free.put(buf)
+                continue
+            try:
+                block = memoryview(buf)[:n]
+                self.hash.update(block)
+                self.comp.block(block, lambda b=buf: self._free.put(b))  # type: ignore[misc]
+            except BaseException as exc:  # re-raised in the caller's thread
+                self._error = exc
+                self._free.put(buf)
+
+    def _check(self) -> None:
+        if self._error is not None:
+            raise self._error
 
     def _flush(self) -> None:
         if not self._pos:
             return
-        block = self._mv[: self._pos]
+        self._check()
         self.size += self._pos
-        # One worker thread: updates run in submission order, so the digest is the stream's.
-        self._hashing.append(self._hasher.submit(self.hash.update, block))
-        while len(self._hashing) > self._MAX_PENDING:
-            self._hashing.popleft().result()
-        self.comp.block(block)
+        self._jobs.put((self._buf, self._pos))
         self._new_buffer()
 
     def write(self, data: Any) -> None:
@@ -169,40 +234,48 @@ class BlockSink:
         n = len(data)
         off = 0
         while off < n:
-            k = min(BLOCK - self._pos, n - off)
+            k = min(SEGMENT - self._pos, n - off)
             self._mv[self._pos:self._pos + k] = data[off:off + k]
             self._pos += k
             off += k
-            if self._pos == BLOCK:
+            if self._pos == SEGMENT:
                 self._flush()
 
     def write_file(self, f: io.RawIOBase, size: int) -> int:
         """Read exactly `size` bytes from an unbuffered file straight into the block buffer.
         Returns the number read (less than `size` if the file shrank)."""
+        return self.write_fd(f.fileno(), size)
+
+    def write_fd(self, fd: int, size: int) -> int:
+        """`write_file` for a file descriptor (no file object: one syscall per read)."""
         remaining = size
         while remaining:
-            k = min(BLOCK - self._pos, remaining)
-            n = f.readinto(self._mv[self._pos:self._pos + k])
+            k = min(SEGMENT - self._pos, remaining)
+            n = os.readv(fd, (self._mv[self._pos:self._pos + k],))
             if not n:
                 break
             self._pos += n
             remaining -= n
-            if self._pos == BLOCK:
+            if self._pos == SEGMENT:
                 self._flush()
         return size - remaining
+
+    def _stop(self) -> None:
+        if not self._stopped:
+            self._stopped = True
+            self._jobs.put(None)
+            self._thread.join()
 
     def close(self) -> None:
         """Flush, finish the compressor and the diff_id (`hash` is final afterwards)."""
         self._flush()
-        try:
-            self.comp.close()
-        finally:
-            self.abort()
+        self._stop()
+        self._check()
+        self.comp.close()
 
     def abort(self) -> None:
-        while self._hashing:
-            self._hashing.popleft().result()
-        self._hasher.shutdown()
+        """Stop the consumer thread (idempotent); call before `Compressor.abort`."""
+        self._stop()
 
 
 @contextlib.contextmanager

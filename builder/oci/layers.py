@@ -5,7 +5,7 @@ Writer contract (OCI image-spec layer.md; DESIGN.md §4): from a change set
 empty, mtimes whole seconds clamped to SOURCE_DATE_EPOCH when given, hardlinks by inode
 within the layer, xattrs kept (overlay's own stripped), deletions as `.wh.<name>`, opaque
 directories as `<dir>/.wh..wh..opq`. One streaming pass computes the diff_id (sha256 of the
-tar) and the blob digest (sha256 of the compressed bytes); memory is bounded by a few blocks.
+tar) and the blob digest (sha256 of the compressed bytes); memory is bounded by a few buffers.
 The same change set gives byte-identical output for each compression, whatever the thread
 count, time or directory. Tar headers are encoded here (not by tarfile, whose output has
 changed between Python releases) so the bytes depend on nothing but the changes.
@@ -35,6 +35,7 @@ from builder.oci.changeset import (
     WHITEOUT_PREFIX,
     Change,
     ChangeKind,
+    IdMapping,
     changes_from_tree,
     changes_from_upperdir,
     check_relpath,
@@ -51,7 +52,8 @@ from builder.oci.model import Compression, Descriptor
 from builder.store import LayerRecord, Store
 
 __all__ = [
-    "OPAQUE_MARKER", "WHITEOUT_PREFIX", "Change", "ChangeKind", "LayerResult", "apply_layer",
+    "OPAQUE_MARKER", "WHITEOUT_PREFIX", "Change", "ChangeKind", "IdMapping", "LayerResult",
+    "apply_layer",
     "apply_layers", "changes_from_tree", "changes_from_upperdir", "check_relpath",
     "commit_layer", "decompressed", "ensure_variant", "open_uncompressed", "store_layer_blob",
     "write_layer",
@@ -170,24 +172,28 @@ def _xattrs(source: str) -> dict[str, bytes]:
 def write_layer(changes: Iterable[Change], out: Out,
                 compression: Compression = Compression.GZIP, *,
                 source_date_epoch: int | None = None, level: int | None = None,
-                threads: int = THREADS, hash_output: bool = True) -> LayerResult:
+                threads: int = THREADS, hash_output: bool = True,
+                id_map: IdMapping | None = None) -> LayerResult:
     """Write the layer tar for `changes` to `out` (anything with `write(bytes)`).
 
     Deterministic: the output depends only on the changes' paths, kinds and on-disk content
     and metadata (plus `source_date_epoch`, which clamps mtimes), never on the order given,
     the time, or thread scheduling. With `hash_output=False` the returned `digest` is not
-    computed (the caller's sink hashes; see `commit_layer`). Raises ImageError for an
+    computed (the caller's sink hashes; see `commit_layer`). Owners: a change's own
+    `id_map`, else `id_map` here, translates on-disk uid/gid to the recorded ones (rootless
+    sandboxes; see `IdMapping`); without either they are recorded as lstat reports them.
+    Raises ImageError for an
     invalid change path or a source that vanishes or shrinks while being written.
     """
     comp = Compressor(out, compression, level, threads, hash_output)
     sink = BlockSink(comp)
     try:
-        _write_entries(changes, sink, source_date_epoch)
+        _write_entries(changes, sink, source_date_epoch, id_map)
         sink.write(b"\0" * 1024)  # end of archive: two zero blocks
         sink.close()
     except BaseException:
-        comp.abort()
         sink.abort()
+        comp.abort()
         raise
     diff_id = Digest(sink.hash.hexdigest())
     if compression is Compression.NONE:
@@ -197,9 +203,12 @@ def write_layer(changes: Iterable[Change], out: Out,
     return LayerResult(diff_id, digest, comp.size, sink.size, compression)
 
 
-def _entries(changes: Iterable[Change]) -> list[tuple[bytes, str, str | None]]:
-    """(sort key, tar path, source) for every entry, whiteouts and markers included."""
-    entries: list[tuple[bytes, str, str | None]] = []
+_Entry = tuple[bytes, str, str | None, IdMapping | None]
+
+
+def _entries(changes: Iterable[Change], id_map: IdMapping | None) -> list[_Entry]:
+    """(sort key, tar path, source, id map) for every entry, whiteouts and markers included."""
+    entries: list[_Entry] = []
     seen: set[str] = set()
     for ch in changes:
         try:
@@ -214,22 +223,24 @@ def _entries(changes: Iterable[Change]) -> list[tuple[bytes, str, str | None]]:
         if ch.kind is ChangeKind.DELETE:
             parent, _, base = path.rpartition("/")
             wh = f"{parent}/{WHITEOUT_PREFIX}{base}" if parent else f"{WHITEOUT_PREFIX}{base}"
-            entries.append((_sort_key(wh), wh, None))
+            entries.append((_sort_key(wh), wh, None, None))
             continue
         if ch.source is None:
             raise ImageError(f"change {path!r} ({ch.kind.value}) has no source file")
-        entries.append((_sort_key(path), path, ch.source))
+        m = ch.id_map if ch.id_map is not None else id_map
+        entries.append((_sort_key(path), path, ch.source, None if m is None or m.identity else m))
         if ch.kind is ChangeKind.OPAQUE:
             marker = f"{path}/{OPAQUE_MARKER}"
-            entries.append((_sort_key(marker), marker, None))
+            entries.append((_sort_key(marker), marker, None, None))
     entries.sort(key=lambda e: e[0])
     return entries
 
 
-def _write_entries(changes: Iterable[Change], sink: BlockSink, sde: int | None) -> None:
+def _write_entries(changes: Iterable[Change], sink: BlockSink, sde: int | None,
+                   id_map: IdMapping | None) -> None:
     links: dict[tuple[int, int], str] = {}
     marker_mtime = 0 if sde is None else sde
-    for _key, path, source in _entries(changes):
+    for _key, path, source, m in _entries(changes, id_map):
         if source is None:
             # A whiteout or opaque marker: an empty regular file (image-spec layer.md).
             sink.write(_header(path, 0, 0, 0, 0, marker_mtime, REGTYPE))
@@ -245,7 +256,8 @@ def _write_entries(changes: Iterable[Change], sink: BlockSink, sde: int | None) 
             mtime = min(mtime, sde)
         perm = stat.S_IMODE(mode)
         xattrs = _xattrs(source)
-        common = (perm, st.st_uid, st.st_gid)
+        uid, gid = (st.st_uid, st.st_gid) if m is None else m.to_container(st.st_uid, st.st_gid)
+        common = (perm, uid, gid)
         if stat.S_ISREG(mode):
             ino = (st.st_dev, st.st_ino)
             if st.st_nlink > 1 and ino in links:
@@ -271,9 +283,12 @@ def _write_entries(changes: Iterable[Change], sink: BlockSink, sde: int | None) 
 
 
 def _copy_file(source: str, size: int, sink: BlockSink, path: str) -> None:
-    with open(source, "rb", buffering=0) as f:
-        if sink.write_file(f, size) != size:  # type: ignore[arg-type]
+    fd = os.open(source, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+    try:
+        if sink.write_fd(fd, size) != size:
             raise ImageError(f"{path!r} shrank while the layer was being written")
+    finally:
+        os.close(fd)
     pad = -size % 512
     if pad:
         sink.write(b"\0" * pad)
@@ -281,12 +296,14 @@ def _copy_file(source: str, size: int, sink: BlockSink, path: str) -> None:
 
 # --- the store's side: commit, convert, read ---------------------------------------------------
 def commit_layer(store: Store, changes: Iterable[Change], *,
-                 source_date_epoch: int | None = None) -> LayerRecord:
+                 source_date_epoch: int | None = None,
+                 id_map: IdMapping | None = None) -> LayerRecord:
     """Write a layer straight into the store in its fast form (zstd, low level); atomic.
-    Returns the (possibly merged) LayerRecord; an identical layer is stored once."""
+    Returns the (possibly merged) LayerRecord; an identical layer is stored once. `id_map`
+    as for `write_layer`."""
     with store.blob_writer() as w:
         res = write_layer(changes, w, STORE_COMPRESSION, source_date_epoch=source_date_epoch,
-                          level=STORE_ZSTD_LEVEL, hash_output=False)
+                          level=STORE_ZSTD_LEVEL, hash_output=False, id_map=id_map)
         digest = w.commit()
     desc = Descriptor(STORE_COMPRESSION.oci_media_type, digest, w.size)
     return store.put_layer(LayerRecord(res.diff_id, res.uncompressed_size,
@@ -333,8 +350,8 @@ def ensure_variant(store: Store, diff_id: Digest, compression: Compression, *,
                 raw.drain()
             sink.close()
         except BaseException:
-            comp.abort()
             sink.abort()
+            comp.abort()
             raise
         if sink.hash.hexdigest() != diff_id.hex:
             raise ImageError(f"layer blob {src.digest} does not decompress to {diff_id}")

@@ -279,7 +279,8 @@ def start(spec: SandboxSpec, *, stdin: Input = None, stdout: Output = None,
 def changes(spec: SandboxSpec, result: ExecResult) -> tuple[Change, ...]:
     """The change set of a finished step (for `builder.oci.layers.write_layer`). Whatever the
     filesystem strategy, `spec.upper` is an overlay-format upper directory once `run()`
-    returned; this reads it and drops the sandbox's mount-point stubs."""
+    returned; this reads it and drops the sandbox's mount-point stubs. Each change carries
+    this mode's id mapping (`id_maps()`), so the layer records container-side owners."""
     from builder import snapshot  # the layer writer's dependencies load only when needed
 
     if spec.upper is None:

@@ -56,6 +56,24 @@ SCRIPT = textwrap.dedent("""
 
     def ours():
         return [l for l in open("/proc/self/mountinfo") if str(base) in l]
+
+    def layer_owners(res):
+        # The step's layer, written as the default path does (sandbox.changes → writer):
+        # {entry: [uid, gid]} as the tar headers record them.
+        if "error" in res:
+            return res
+        import io, tarfile
+        from builder.oci.layers import write_layer
+        from builder.oci.model import Compression
+        from builder.sandbox import ExecResult, changes
+        spec = SandboxSpec(lowers=tuple(res["lowers"]), argv=("-",), upper=res["upper"],
+                           work=res["work"])
+        result = ExecResult(res["code"], stubs=tuple(res["stubs"]),
+                            filesystem=res["filesystem"])
+        buf = io.BytesIO()
+        write_layer(changes(spec, result), buf, Compression.NONE)
+        with tarfile.open(fileobj=io.BytesIO(buf.getvalue())) as tf:
+            return {m.name: [m.uid, m.gid] for m in tf}
     report = detect()
     r = {"mode": report.mode.value, "filesystem": report.filesystem.value,
          "exit": sh("exit 5"), "signal": sh("kill -TERM $$"),
@@ -65,6 +83,9 @@ SCRIPT = textwrap.dedent("""
          "diff": sh("rm /etc/gone; rm -rf /d; mkdir /d; echo n > /d/new; echo a > /added"),
          "chown": sh("echo x > /f; chown 1000:1000 /f && stat -c '%u:%g' /f"),
          "apt": sh("cat /etc/apt/apt.conf.d/zz-pybuild-no-sandbox 2>/dev/null || echo none")}
+    r["root_owned"] = layer_owners(sh("echo x > /rootmade"))
+    if report.mode.value == "rootless-subid":
+        r["user_owned"] = layer_owners(sh("echo x > /tmp/mine; mkdir /tmp/d", user="1000"))
     r["mounts_unchanged"] = ours() == []
     # Signals reach the command even when pid 1 runs as a subordinate id.
     import signal, threading
@@ -161,12 +182,29 @@ def _run_as_user(env: dict[str, str]) -> dict:
 
 
 def _run_script(base: Path, pw: pwd.struct_passwd, env: dict[str, str]) -> dict:
+    # The user's interpreter cannot see root's site-packages (0700 home): give it a copy of
+    # the non-stdlib modules the layer writer imports (pyzstd and what it needs), so the
+    # script can write a layer.
+    import importlib
+
+    site = base / "site"
+    for name in ("pyzstd", "backports.zstd", "typing_extensions"):
+        try:
+            origin = Path(importlib.import_module(name).__file__ or "")
+        except ImportError:
+            continue
+        dest = site.joinpath(*name.split("."))
+        if origin.name == "__init__.py":
+            shutil.copytree(origin.parent, dest)
+        else:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(origin, dest.parent / origin.name)
     proc = subprocess.run(
         ["setpriv", f"--reuid={pw.pw_uid}", f"--regid={pw.pw_gid}", "--clear-groups",
          sys.executable, "-c", SCRIPT, str(base)],
         capture_output=True, text=True, cwd=ROOT, timeout=120,
         env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(base),
-             "PYTHONPATH": str(ROOT), **env})
+             "PYTHONPATH": f"{ROOT}:{site}", **env})
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)
 
@@ -186,6 +224,8 @@ def _common_checks(r: dict, filesystem: str = "overlayfs-userxattr") -> None:
     assert r["signalled"] == [7, ["ready\n", "got\n"]]
     assert r["caller_fd_released"]
     assert r["timeout"] == [137, []]
+    # Files container root wrote belong to the caller on the host; the layer says 0:0.
+    assert r["root_owned"]["rootmade"] == [0, 0]
 
 
 _REASON = _setup_user()
@@ -207,6 +247,10 @@ def test_rootless_subid() -> None:
     assert r["removed"]
     assert r["chown"]["out"].strip() == "1000:1000"
     assert r["apt"]["out"].strip() == "none"  # real ids: apt's sandbox user works
+    # USER 1000's files belong to a subordinate id on the host; the layer records 1000.
+    owned = r["user_owned"]
+    assert owned["tmp/mine"] == owned["tmp/d"] == [1000, 1000], owned
+    assert owned["tmp"] == [0, 0]  # the copied-up /tmp keeps its (container) root owner
 
 
 @pytest.mark.skipif(_REASON is not None, reason=_REASON or "")

@@ -353,3 +353,145 @@ def test_plain_archive_mode_extracts_wh_names_as_files(tmp_path: Path):
     assert (dst / "d" / ".wh..wh..opq").exists()
     with pytest.raises(ValueError):
         apply_layer(io.BytesIO(b""), dst, whiteouts="bogus")
+
+
+# --- ownership: host ids mapped back to container ids (rootless sandboxes) ---------------------
+def _owned_tree(root: Path) -> Path:
+    """Files owned as a rootless subid sandbox leaves them: container root = host 1001,
+    container 1..65536 = host 100000.. (so container 1000 = host 100999)."""
+    (root / "home" / "app").mkdir(parents=True)
+    (root / "home" / "app" / "f").write_text("mine")
+    os.link(root / "home" / "app" / "f", root / "home" / "app" / "f-link")
+    (root / "rootfile").write_text("root's")
+    (root / "stranger").write_text("unmapped")
+    if IS_ROOT:
+        for p in ("home", "home/app", "home/app/f"):
+            os.chown(root / p, 100999, 100999)
+        os.chown(root / "rootfile", 1001, 1001)
+        os.chown(root / "stranger", 5, 5)
+    return root
+
+
+ROOTLESS = ((0, 1001, 1), (1, 100000, 65536))
+
+
+def _owners(data: bytes) -> dict[str, tuple[int, int]]:
+    return {m.name: (m.uid, m.gid) for m in untar(data)}
+
+
+def test_id_mapping_translates_host_ids_and_overflows_the_rest() -> None:
+    from builder.oci.layers import IdMapping
+
+    m = IdMapping.of(ROOTLESS, ROOTLESS)
+    assert m.to_container(100999, 1001) == (1000, 0)
+    assert m.to_container(100000 + 65536, 5) == (65534, 65534)  # just past the range
+    assert IdMapping().identity and IdMapping().to_container(7, 8) == (7, 8)
+    from builder.sandbox.spec import IdMap
+    assert IdMapping.of([IdMap(0, 1001, 1)], ()) == IdMapping(((0, 1001, 1),), ())
+
+
+def test_writer_records_container_ids_with_a_map_and_host_ids_without(tmp_path: Path) -> None:
+    if not IS_ROOT:
+        pytest.skip("needs root: chown to subordinate host ids")
+    from builder.oci.layers import IdMapping
+
+    root = _owned_tree(tmp_path / "t")
+    host = _owners(layer_bytes(root, Compression.NONE)[0])
+    assert host["home/app/f"] == (100999, 100999) and host["rootfile"] == (1001, 1001)
+    m = IdMapping.of(ROOTLESS, ROOTLESS)
+    # The map given to the writer ...
+    mapped_data, res = layer_bytes(root, Compression.NONE, id_map=m)
+    mapped = _owners(mapped_data)
+    assert mapped["home"] == mapped["home/app"] == mapped["home/app/f"] == (1000, 1000)
+    assert mapped["home/app/f-link"] == (1000, 1000)  # the hardlink entry too
+    assert mapped["rootfile"] == (0, 0)
+    assert mapped["stranger"] == (65534, 65534)
+    # ... or carried by each change (what builder.snapshot.changes does) gives the same bytes.
+    buf = io.BytesIO()
+    per_change = [Change(c.path, c.kind, c.source, m) for c in changes_from_tree(root)]
+    assert write_layer(per_change, buf, Compression.NONE).diff_id == res.diff_id
+    assert buf.getvalue() == mapped_data
+    # An identity map is no map at all: byte-identical to the unmapped layer.
+    assert layer_bytes(root, Compression.NONE, id_map=IdMapping())[0] == \
+        layer_bytes(root, Compression.NONE)[0]
+    # A change's own map wins over the writer's default.
+    buf = io.BytesIO()
+    write_layer(per_change, buf, Compression.NONE, id_map=IdMapping())
+    assert buf.getvalue() == mapped_data
+
+
+def test_unmapped_writer_records_lstat_owners(tmp_path: Path) -> None:
+    root = _owned_tree(tmp_path / "t")
+    st = os.lstat(root / "rootfile")
+    assert _owners(layer_bytes(root, Compression.NONE)[0])["rootfile"] == (st.st_uid, st.st_gid)
+
+
+# --- the block pipeline: pieces, errors, bounded buffers ----------------------------------------
+def _compress(comp: Compression, pieces: list[bytes], threads: int = 3) -> bytes:
+    from builder.oci.compression import Compressor
+
+    buf = io.BytesIO()
+    c = Compressor(buf, comp, threads=threads)
+    released: list[int] = []
+    for i, p in enumerate(pieces):
+        c.block(memoryview(p), lambda i=i: released.append(i))  # type: ignore[misc]
+    c.close()
+    assert sorted(released) == list(range(len(pieces)))  # every piece handed back
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("comp", list(Compression))
+def test_compressed_bytes_do_not_depend_on_how_the_stream_is_cut(comp: Compression) -> None:
+    from builder.oci.compression import BLOCK
+
+    data = random.Random(3).randbytes(BLOCK) * 4 + b"tail" * 1000  # compressible, > 4 blocks
+    one_block_each = [data[i:i + BLOCK] for i in range(0, len(data), BLOCK)]
+    big_pieces = [data[:3 * BLOCK], data[3 * BLOCK:]]
+    a = _compress(comp, one_block_each)
+    assert _compress(comp, big_pieces) == a
+    assert _compress(comp, big_pieces, threads=1) == a
+    assert plain(a, comp) == data
+
+
+def test_a_failing_output_raises_in_the_caller_and_stops_the_sink_thread(
+        tmp_path: Path) -> None:
+    import threading
+
+    class Full:
+        def __init__(self) -> None:
+            self.n = 0
+
+        def write(self, data: bytes) -> int:
+            self.n += len(data)
+            if self.n > 5 << 20:
+                raise OSError(28, "No space left on device")
+            return len(data)
+
+    root = tmp_path / "t"
+    root.mkdir()
+    for i in range(6):
+        (root / f"f{i}").write_bytes(random.Random(i).randbytes(3 << 20))
+    with pytest.raises(OSError, match="No space left"):
+        write_layer(changes_from_tree(root), Full(), Compression.NONE)
+    assert not [t for t in threading.enumerate() if t.name == "layer-sink"]
+
+
+@pytest.mark.parametrize("comp", [Compression.GZIP, Compression.ZSTD])
+def test_the_sink_recycles_a_bounded_number_of_buffers(comp: Compression) -> None:
+    from builder.oci.compression import SEGMENT, BlockSink, Compressor
+
+    class Slow:
+        def write(self, data: bytes) -> int:
+            time.sleep(0.001)
+            return len(data)
+
+    c = Compressor(Slow(), comp, level=1, threads=2)
+    sink = BlockSink(c)
+    chunk = random.Random(1).randbytes(700_001)  # odd size: segments cut mid-write
+    h = hashlib.sha256()
+    for _ in range(60):                                # ~42 MB, > 10 segments
+        sink.write(chunk)
+        h.update(chunk)
+    sink.close()
+    assert sink.hash.hexdigest() == h.hexdigest() and sink.size == 60 * len(chunk)
+    assert sink._allocated <= c.max_held(SEGMENT) + 3

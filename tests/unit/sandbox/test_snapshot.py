@@ -221,3 +221,27 @@ def test_checkout_applies_whiteouts_and_opaque_dirs(tmp_path: Path) -> None:
     assert os.listdir(dest / "d") == ["shown"]
     assert os.readlink(dest / "link") == "w"
     assert "trusted.overlay.opaque" not in os.listxattr(dest / "d")
+
+
+def test_changes_carry_the_id_mapping_and_identity_carries_none(tmp_path: Path) -> None:
+    from builder.oci.layers import IdMapping
+
+    up = tmp_path / "up"
+    (up / "d").mkdir(parents=True)
+    (up / "d" / "f").write_text("x")
+    m = IdMapping.of(((0, 1001, 1), (1, 100000, 65536)), ((0, 1001, 1),))
+    assert {c.id_map for c in changes(str(up), id_map=m)} == {m}
+    assert {c.id_map for c in changes(str(up), id_map=IdMapping())} == {None}
+
+
+def test_changes_default_to_this_process_sandbox_mapping(tmp_path: Path) -> None:
+    from builder.sandbox import id_maps
+    from builder.snapshot import sandbox_id_mapping
+
+    up = tmp_path / "up"
+    up.mkdir()
+    (up / "f").write_text("x")
+    expected = sandbox_id_mapping()
+    assert expected.uids == tuple((m.inside, m.outside, m.count) for m in id_maps()[0])
+    (c,) = changes(str(up))
+    assert c.id_map == (None if expected.identity else expected)
