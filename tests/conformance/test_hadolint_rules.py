@@ -44,9 +44,12 @@ def count_findings(row: Row) -> int:
 def test_rule_example(row: Row, conformance) -> None:
     if row.rule_id not in RULES:
         pytest.skip(f"{row.rule_id} is not implemented")
-    if (row.rule_id, row.where) in DIFFERENT_PARSE:
-        pytest.skip("BuildKit parses this example differently (see DIFFERENT_PARSE)")
     got = count_findings(row)
+    if (row.rule_id, row.where) in DIFFERENT_PARSE:
+        # Pin the documented difference instead of skipping: under BuildKit's reading the
+        # cache directory is not a mount target, so the rule must fire.
+        assert got >= 1, f"{row.rule_id} ({row.where}): expected a finding under BuildKit's parse"
+        return
     assert row.satisfied_by(got), (
         f"{row.rule_id} ({row.where}, {row.variant}) expected {row.expected_count}, got {got}"
         f"\n--- Dockerfile ---\n{row.dockerfile()}")
