@@ -153,8 +153,17 @@ class Worker:
         if isinstance(step, HttpSource | GitSource):
             raise StepFailed(sid, f"ADD from {step.url}: remote sources are not supported yet",
                              hint="download the file in a RUN step, or add it to the context")
+        network = ""
+        if isinstance(step, Exec) and step.network == "default":
+            network = self._network(step)
         return cachekey.step_key(sid, [i.key for i in inputs],
-                                 source_date_epoch=self.opts.source_date_epoch)
+                                 source_date_epoch=self.opts.source_date_epoch,
+                                 network=network)
+
+    def _network(self, step: Exec) -> str:
+        """The network a RUN gets: its own `--network`, else the build's (default = host)."""
+        network = step.network if step.network != "default" else self.opts.network
+        return "host" if network in ("host", "default") else "none"
 
     def lookup(self, sid: StepId, step: Step, key: str,
                inputs: Sequence[StepResult]) -> StepResult | None:
@@ -239,7 +248,7 @@ class Worker:
             sink(events.StepLog(vertex, text, time.monotonic() - t0))
 
         mounts = self._mounts(sid, step, inputs)
-        network = step.network if step.network != "default" else self.opts.network
+        network = self._network(step)
         upper = Path(self._tempdir("upper-"))
         work = Path(self._tempdir("work-"))
         try:
@@ -247,7 +256,7 @@ class Worker:
                                upper=str(upper), work=str(work),
                                env=(*step.env, *step.proxy_env), cwd=step.cwd,
                                user=step.user or "0",
-                               network="host" if network == "host" else "none",
+                               network=network,
                                mounts=tuple(mounts))
             try:
                 with self._live_lock:
