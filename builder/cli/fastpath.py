@@ -127,7 +127,7 @@ def _answer(opts: dict[str, object], root: str | None, progress: str) -> int | N
         dockerfile_text=text.encode(), dockerfile_path=str(file) if file else None,
         context=context, build_args=build_args, environ=os.environ,
         target=str(opts["target"]) if opts.get("target") else None, labels=labels,
-        source_date_epoch=sde)
+        source_date_epoch=sde, network=str(opts.get("network", "default")))
     with store.in_use():
         record = buildrecord.load(store, key)
         if record is None or not buildrecord.still_valid(store, record, context):
