@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from builder.digest import Fingerprint
 
-VERSION = "pybuild.cachekey/v1"
+VERSION = "pybuild.cachekey/v2"
 """Bumped whenever what a key covers changes meaning (invalidates every cache record)."""
 
 

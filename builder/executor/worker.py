@@ -15,6 +15,7 @@ import collections
 import contextlib
 import hashlib
 import os
+import posixpath
 import shutil
 import stat
 import threading
@@ -394,6 +395,10 @@ class Worker:
             matches = []
             for pattern in step.sources:
                 rel = pattern.strip("/")
+                if src.context is not None and _escapes(pattern):
+                    raise StepFailed(sid, f"forbidden path outside the build context: {pattern}",
+                                     hint="sources are relative to the context root; move the "
+                                     "file into the context or pass a larger context")
                 if src.context is None and rel:
                     rel = LayerView([ctx.root]).resolve(rel) if "*" not in rel else rel
                 found = ctx.expand(rel)
@@ -507,6 +512,13 @@ def _require_root_sandbox() -> None:
                              f"offers {report.mode.value} ({report.reason})",
                              hint="run the build as root (e.g. `sudo -E pybuild …`); rootless "
                              "builds are not supported yet. COPY-only builds work as is.")
+
+
+def _escapes(pattern: str) -> bool:
+    """True when a relative source path climbs above the context root (`../x`, `a/../../x`);
+    Docker refuses those rather than clamping them."""
+    clean = posixpath.normpath(pattern)
+    return clean == ".." or clean.startswith("../")
 
 
 def _chain(inputs: Sequence[StepResult], step: Step) -> StepResult:

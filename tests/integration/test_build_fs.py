@@ -139,3 +139,35 @@ def test_missing_source_fails_with_the_instruction(tmp_path: Path) -> None:
         run_build(store, ctx, "FROM localhost/pybuild/busybox:latest\nCOPY nope.txt /\n")
     diag = info.value.diagnostics[0]
     assert diag.span is not None and diag.span.line == 2 and "not found" in diag.message
+
+
+def test_copy_refuses_paths_above_the_context_with_the_instruction(tmp_path: Path) -> None:
+    import pytest
+
+    from builder.errors import BuildFailed
+
+    store = busybox_store(tmp_path)
+    (tmp_path / "outside.txt").write_text("secret")
+    ctx = tmp_path / "ctx"
+    (ctx / "sub").mkdir(parents=True)
+    for src in ("../outside.txt", "sub/../../outside.txt"):
+        with pytest.raises(BuildFailed) as info:
+            run_build(store, ctx, f"FROM scratch\nCOPY {src} /x\n")
+        diag = info.value.diagnostics[0]
+        assert diag.span is not None and (diag.span.line, diag.span.column) == (2, 1)
+        assert "outside the build context" in diag.message, diag.message
+
+
+def test_copy_of_a_symlink_reruns_when_its_target_changes(tmp_path: Path) -> None:
+    """The COPY copies the link's target, so the target's content is part of its key."""
+    store = busybox_store(tmp_path)
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "real.txt").write_text("one\n")
+    os.symlink("real.txt", ctx / "link")
+    df = "FROM scratch\nCOPY link /copied\n"
+    first = run_build(store, ctx, df)
+    (ctx / "real.txt").write_text("two\n")
+    second = run_build(store, ctx, df)
+    assert second.ran == ["[stage-0 2/2] COPY link /copied"], (second.ran, second.cached)
+    assert second.result.manifest_digest != first.result.manifest_digest
