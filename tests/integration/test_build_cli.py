@@ -76,6 +76,9 @@ def test_failing_step_reports_span_exit_code_and_output(root: Path, tmp_path: Pa
         assert "something broke" in proc.stderr
     images = run_pybuild("--root", str(root), "images")
     assert "broken" not in images.stdout
+    # no staging, upper or work directory left behind, and no overlay still mounted
+    assert list((root / "tmp").iterdir()) == []
+    assert str(root) not in Path("/proc/self/mounts").read_text()
 
 
 def test_docker_archive_and_local_outputs(root: Path, tmp_path: Path) -> None:
