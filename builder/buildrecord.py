@@ -2,11 +2,12 @@
 answered without parsing, planning or solving (the warm-rebuild fast path).
 
 A record is keyed by `request_key` — the Dockerfile bytes, both candidate ignore files, the
-resolved build args, target, labels, SOURCE_DATE_EPOCH, the RUN network and platform — and lists the build's
-base images (name → manifest digest) and context selections (StepId, includes, excludes, cache
-key). It is valid only while every base name still resolves to the same digest and every
-context selection still fingerprints to the same key (content, mode, owner; never mtime),
-which is exactly when the slow path would find every step cached and assemble the same image.
+resolved build args, target, labels, SOURCE_DATE_EPOCH, the RUN network and platform — and
+lists the build's base images (name → manifest digest) and context selections (StepId,
+includes, excludes, cache key). It is valid only while every base name still resolves to the
+same digest and every context selection still fingerprints to the same key (content, mode,
+owner; never mtime), which is exactly when the slow path would find every step cached and
+assemble the same image.
 Records live in the store's cache (they are CacheRecords with no layer).
 """
 

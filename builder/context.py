@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,6 +60,33 @@ def hash_file(host: str) -> str:
     return h.hexdigest()
 
 
+def follow_links(rel: str, readlink: Callable[[str], str | None]) -> str | None:
+    """`rel` with every symlink among its components (the last one too) followed inside a
+    root, as a clean relative path: absolute targets are re-rooted, `..` stops at the root.
+    `readlink(path)` gives the target when the already-resolved `path` is a symlink, else
+    None. None after 40 hops (Linux's MAXSYMLINKS): a loop."""
+    todo = [p for p in rel.split("/") if p and p != "."]
+    done: list[str] = []
+    hops = 0
+    while todo:
+        comp = todo.pop(0)
+        if comp == "..":
+            if done:
+                done.pop()
+            continue
+        target = readlink("/".join([*done, comp]))
+        if target is not None:
+            hops += 1
+            if hops > _MAX_HOPS:
+                return None
+            if target.startswith("/"):
+                done = []
+            todo = [p for p in target.split("/") if p and p != "."] + todo
+            continue
+        done.append(comp)
+    return "/".join(done)
+
+
 class BuildContext:
     """A directory read as a build context. `excludes` are .dockerignore patterns (empty =
     everything). Thread-safe for reading; the memo is used from one thread at a time."""
@@ -75,34 +102,13 @@ class BuildContext:
         return self.matcher.matches_using_parent_results(rel, parent)
 
     def resolve(self, rel: str) -> str | None:
-        """`rel` with every symlink among its components (the last one too) followed inside
-        the root: absolute targets re-rooted, `..` clamped at the root. None for a symlink
-        loop. Only non-symlink directories are ever traversed on the host."""
-        todo = [p for p in rel.split("/") if p and p != "."]
-        done: list[str] = []
-        hops = 0
-        while todo:
-            comp = todo.pop(0)
-            if comp == "..":
-                if done:
-                    done.pop()
-                continue
-            host = os.path.join(self.root, *done, comp)
-            try:
-                st = os.lstat(host)
-            except (FileNotFoundError, NotADirectoryError):
-                return "/".join([*done, comp, *todo])
-            if stat.S_ISLNK(st.st_mode):
-                hops += 1
-                if hops > _MAX_HOPS:
-                    return None
-                target = os.readlink(host)
-                if target.startswith("/"):
-                    done = []
-                todo = [p for p in target.split("/") if p and p != "."] + todo
-                continue
-            done.append(comp)
-        return "/".join(done)
+        """`rel` with its symlinks followed inside the root (`follow_links`); None for a loop.
+        Only non-symlink directories are ever traversed on the host."""
+        def readlink(cand: str) -> str | None:
+            host = os.path.join(self.root, cand)
+            return os.readlink(host) if os.path.islink(host) else None
+
+        return follow_links(rel, readlink)
 
     def walk(self, rel: str = "", info: MatchInfo | None = None,
              host: str | None = None) -> Iterator[Entry]:

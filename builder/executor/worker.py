@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from builder import events
 from builder.context import BuildContext, has_magic
@@ -161,7 +162,7 @@ class Worker:
                                  source_date_epoch=self.opts.source_date_epoch,
                                  network=network)
 
-    def _network(self, step: Exec) -> str:
+    def _network(self, step: Exec) -> Literal["host", "none"]:
         """The network a RUN gets: its own `--network`, else the build's (default = host)."""
         network = step.network if step.network != "default" else self.opts.network
         return "host" if network in ("host", "default") else "none"
