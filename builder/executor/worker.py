@@ -431,7 +431,8 @@ class Worker:
                                       follow=True)
                     continue
                 name = os.path.basename(entry.path) or os.path.basename(entry.host)
-                if step.unpack and src.context is not None and archive_kind(entry.host):
+                if step.unpack and src.context is not None and stat.S_ISREG(st.st_mode) \
+                        and archive_kind(entry.host):  # never open a FIFO or device to sniff
                     target = stager.ensure_dir(dest, owner=opts.owner)
                     stager.extract(entry.host, target, name)
                     continue

@@ -171,3 +171,18 @@ def test_copy_of_a_symlink_reruns_when_its_target_changes(tmp_path: Path) -> Non
     second = run_build(store, ctx, df)
     assert second.ran == ["[stage-0 2/2] COPY link /copied"], (second.ran, second.cached)
     assert second.result.manifest_digest != first.result.manifest_digest
+
+
+def test_add_of_a_fifo_copies_it_without_reading_it(tmp_path: Path) -> None:
+    """ADD sniffs regular files only for archives: opening a FIFO would block the build."""
+    from tests.conftest import run_pybuild
+
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    os.mkfifo(ctx / "pipe")
+    (ctx / "Dockerfile").write_text("FROM scratch\nADD pipe /pipe\n")
+    out = tmp_path / "out"
+    proc = run_pybuild("--root", str(tmp_path / "root"), "build", "-q", "-o",
+                       f"type=local,dest={out}", str(ctx), timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert stat.S_ISFIFO(os.lstat(out / "pipe").st_mode)
