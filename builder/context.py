@@ -92,7 +92,9 @@ class BuildContext:
     everything). Thread-safe for reading; the memo is used from one thread at a time."""
 
     def __init__(self, root: str | os.PathLike[str], excludes: Sequence[str] = ()) -> None:
-        self.root = Path(root)
+        # absolute: host paths key the store-wide stat memo, so `ctx/x` seen from two working
+        # directories must not be one entry
+        self.root = Path(os.path.abspath(root))
         self.matcher = PatternMatcher(list(excludes)) if excludes else None
 
     # --- selection -------------------------------------------------------------------------

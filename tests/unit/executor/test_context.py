@@ -123,3 +123,21 @@ def test_symlinks_never_lead_outside_the_context(tmp_path: Path) -> None:
     (root / "secret.txt").write_text("inside")
     assert [e.host for e in ctx.expand("abs")] == []  # re-rooted: <ctx>/<tmp>/secret.txt
     assert [e.host for e in ctx.expand("rel")] == [str(root / "secret.txt")]
+
+
+def test_memo_is_keyed_by_absolute_paths(tmp_path: Path, monkeypatch) -> None:
+    """The stat memo is shared by every build of the store: a context given relative to the
+    working directory must not key its files as `ctx/x` (another directory's `ctx/x`
+    would share the entry, and the stamp has no device number)."""
+    for where in ("a", "b"):
+        (tmp_path / where / "ctx").mkdir(parents=True)
+        (tmp_path / where / "ctx" / "f.txt").write_text(where)
+    store = Store(tmp_path / "store")
+    keys = []
+    for where in ("a", "b"):
+        monkeypatch.chdir(tmp_path / where)
+        ctx = BuildContext("ctx")
+        assert all(os.path.isabs(e.host) for e in ctx.select(("f.txt",)))
+        with store.stat_memo() as memo:
+            keys.append(_key(ctx, ("f.txt",), memo))
+    assert keys[0] != keys[1]
