@@ -354,7 +354,10 @@ class Worker:
         try:
             opts = CopyOptions()
             if step.chown:
-                opts.owner = resolve_chown(step.chown, view)
+                try:
+                    opts.owner = resolve_chown(step.chown, view)
+                except BuildFailed as err:  # unknown user/group: report it at the instruction
+                    raise StepFailed(sid, err.message, hint=err.hint) from None
             if step.chmod:
                 try:
                     opts.chmod = parse_chmod(step.chmod)

@@ -186,3 +186,20 @@ def test_add_of_a_fifo_copies_it_without_reading_it(tmp_path: Path) -> None:
                        f"type=local,dest={out}", str(ctx), timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert stat.S_ISFIFO(os.lstat(out / "pipe").st_mode)
+
+
+def test_unknown_chown_user_names_the_instruction(tmp_path: Path) -> None:
+    import pytest
+
+    from builder.errors import BuildFailed
+
+    store = busybox_store(tmp_path)
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "a.txt").write_text("a")
+    with pytest.raises(BuildFailed) as info:
+        run_build(store, ctx, "FROM scratch\nCOPY --chown=nobody a.txt /x\n")
+    assert info.value.diagnostics, info.value.message
+    diag = info.value.diagnostics[0]
+    assert diag.span is not None and (diag.span.line, diag.span.column) == (2, 1)
+    assert "nobody" in diag.message
