@@ -28,7 +28,7 @@ from typing import Literal
 from builder import events
 from builder.context import BuildContext, has_magic
 from builder.digest import Digest
-from builder.errors import BuildFailed, EnvironmentProblem, PybuildError
+from builder.errors import BuildFailed, EnvironmentProblem, ImageError, PybuildError
 from builder.executor import cachekey
 from builder.executor.copy import CopyOptions, Stager, archive_kind, parse_chmod, resolve_chown
 from builder.executor.rootfs import (
@@ -437,7 +437,10 @@ class Worker:
                 if step.unpack and src.context is not None and stat.S_ISREG(st.st_mode) \
                         and archive_kind(entry.host):  # never open a FIFO or device to sniff
                     target = stager.ensure_dir(dest, owner=opts.owner)
-                    stager.extract(entry.host, target, name)
+                    try:
+                        stager.extract(entry.host, target, name)
+                    except ImageError as err:  # a corrupt or hostile archive: at the ADD
+                        raise StepFailed(sid, err.message, hint=err.hint) from None
                     continue
                 if dest_is_dir:
                     parent = stager.ensure_dir(dest, owner=opts.owner)

@@ -203,3 +203,25 @@ def test_unknown_chown_user_names_the_instruction(tmp_path: Path) -> None:
     diag = info.value.diagnostics[0]
     assert diag.span is not None and (diag.span.line, diag.span.column) == (2, 1)
     assert "nobody" in diag.message
+
+
+def test_hostile_add_archive_fails_at_the_instruction(tmp_path: Path) -> None:
+    import pytest
+
+    from builder.errors import BuildFailed
+
+    store = busybox_store(tmp_path)
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        info = tarfile.TarInfo("../../evil")
+        info.size = 1
+        tf.addfile(info, io.BytesIO(b"x"))
+    (ctx / "evil.tar").write_bytes(buf.getvalue())
+    with pytest.raises(BuildFailed) as info_:
+        run_build(store, ctx, "FROM scratch\nADD evil.tar /x/\n")
+    assert info_.value.diagnostics, info_.value.message
+    diag = info_.value.diagnostics[0]
+    assert diag.span is not None and diag.span.line == 2 and "evil" in diag.message
+    assert not (tmp_path / "evil").exists() and list(store.tmp_root.iterdir()) == []
