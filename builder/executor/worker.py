@@ -442,14 +442,7 @@ class Worker:
                     except ImageError as err:  # a corrupt or hostile archive: at the ADD
                         raise StepFailed(sid, err.message, hint=err.hint) from None
                     continue
-                if dest_is_dir:
-                    parent = stager.ensure_dir(dest, owner=opts.owner)
-                    rel = f"{parent}/{name}" if parent else name
-                else:
-                    clean = dest.rstrip("/")
-                    parent = stager.ensure_dir(os.path.dirname(clean))
-                    base_name = os.path.basename(clean)
-                    rel = f"{parent}/{base_name}" if parent else base_name
+                rel = _file_target(stager, dest, name, dest_is_dir, opts)
                 stager.copy_entry(entry.host, rel, opts, follow=True)
             return self._commit_tree(staging)
         except BaseException:
@@ -474,16 +467,11 @@ class Worker:
                 for layer_host in reversed(view.layers_of(rel)):
                     stager.merge_layer_dir(layer_host, target, opts)
                 continue
-            name = os.path.basename(rel)
-            if dest.endswith("/") or many or stager.dest_is_dir(dest):
-                parent = stager.ensure_dir(dest, owner=opts.owner)
-                out = f"{parent}/{name}" if parent else name
-            else:
-                clean = dest.rstrip("/")
-                parent = stager.ensure_dir(os.path.dirname(clean))
-                base_name = os.path.basename(clean)
-                out = f"{parent}/{base_name}" if parent else base_name
-            stager.copy_entry(str(host), out, opts)
+            # the name as written: a followed symlink source keeps its own name
+            name = posixpath.basename(posixpath.normpath("/" + pattern)) or \
+                os.path.basename(rel)
+            into_dir = dest.endswith("/") or many or stager.dest_is_dir(dest)
+            stager.copy_entry(str(host), _file_target(stager, dest, name, into_dir, opts), opts)
 
     # --- WORKDIR -------------------------------------------------------------------------------
     def _mkdir(self, sid: StepId, step: Mkdir, base: StepResult) -> Digest | None:
@@ -520,6 +508,19 @@ def _require_root_sandbox() -> None:
                              f"offers {report.mode.value} ({report.reason})",
                              hint="run the build as root (e.g. `sudo -E pybuild …`); rootless "
                              "builds are not supported yet. COPY-only builds work as is.")
+
+
+def _file_target(stager: Stager, dest: str, name: str, into_dir: bool,
+                 opts: CopyOptions) -> str:
+    """Where a file source called `name` lands: inside `dest` (created, --chown'd) when it is
+    a directory, else at `dest` itself (its parent created)."""
+    if into_dir:
+        parent = stager.ensure_dir(dest, owner=opts.owner)
+        return f"{parent}/{name}" if parent else name
+    clean = dest.rstrip("/")
+    parent = stager.ensure_dir(os.path.dirname(clean))
+    base_name = os.path.basename(clean)
+    return f"{parent}/{base_name}" if parent else base_name
 
 
 def _escapes(pattern: str) -> bool:

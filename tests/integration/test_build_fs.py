@@ -225,3 +225,25 @@ def test_hostile_add_archive_fails_at_the_instruction(tmp_path: Path) -> None:
     diag = info_.value.diagnostics[0]
     assert diag.span is not None and diag.span.line == 2 and "evil" in diag.message
     assert not (tmp_path / "evil").exists() and list(store.tmp_root.iterdir()) == []
+
+
+def test_copy_from_a_stage_keeps_the_name_of_a_symlink_source(tmp_path: Path) -> None:
+    """`COPY --from=a /d/link /out/` copies the link's target under the name `link`, as a
+    source from the context does (Docker follows a named source and keeps its name)."""
+    from tests.conftest import run_pybuild
+
+    ctx = tmp_path / "ctx"
+    (ctx / "d").mkdir(parents=True)
+    (ctx / "d" / "real.txt").write_text("real\n")
+    os.symlink("real.txt", ctx / "d" / "link")
+    (ctx / "Dockerfile").write_text("FROM scratch AS a\nCOPY d/ /d/\n"
+                                    "FROM scratch\nCOPY --from=a /d/link /out/\n"
+                                    "COPY --from=a /d/link /file\n")
+    out = tmp_path / "out"
+    proc = run_pybuild("--root", str(tmp_path / "root"), "build", "-q", "-o",
+                       f"type=local,dest={out}", str(ctx))
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(os.listdir(out / "out")) == ["link"]
+    assert (out / "out" / "link").read_text() == "real\n"
+    assert not (out / "out" / "link").is_symlink()
+    assert (out / "file").read_text() == "real\n"
