@@ -399,10 +399,14 @@ class Worker:
             matches = []
             for pattern in step.sources:
                 rel = pattern.strip("/")
-                if src.context is not None and _escapes(pattern):
-                    raise StepFailed(sid, f"forbidden path outside the build context: {pattern}",
-                                     hint="sources are relative to the context root; move the "
-                                     "file into the context or pass a larger context")
+                if src.context is not None:
+                    if _escapes(pattern):
+                        raise StepFailed(sid, "forbidden path outside the build context: "
+                                         f"{pattern}", hint="sources are relative to the "
+                                         "context root; move the file into the context or "
+                                         "pass a larger context")
+                    # cleaned lexically (BuildKit), exactly as the ContextSource selected it
+                    rel = posixpath.normpath("/" + pattern).lstrip("/")
                 if src.context is None and rel:
                     rel = LayerView([ctx.root]).resolve(rel) if "*" not in rel else rel
                 found = ctx.expand(rel)

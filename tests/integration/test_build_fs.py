@@ -247,3 +247,21 @@ def test_copy_from_a_stage_keeps_the_name_of_a_symlink_source(tmp_path: Path) ->
     assert (out / "out" / "link").read_text() == "real\n"
     assert not (out / "out" / "link").is_symlink()
     assert (out / "file").read_text() == "real\n"
+
+
+def test_context_sources_are_cleaned_lexically_like_their_cache_key(tmp_path: Path) -> None:
+    """`COPY a/../b.txt` names `b.txt` (paths are cleaned lexically, as BuildKit does, and
+    as the cache key selects it), even when `a` is a symlink into another directory."""
+    from tests.conftest import run_pybuild
+
+    ctx = tmp_path / "ctx"
+    (ctx / "sub" / "dir").mkdir(parents=True)
+    (ctx / "b.txt").write_text("top\n")
+    (ctx / "sub" / "b.txt").write_text("sub\n")
+    os.symlink("sub/dir", ctx / "a")
+    (ctx / "Dockerfile").write_text("FROM scratch\nCOPY a/../b.txt /x\n")
+    out = tmp_path / "out"
+    proc = run_pybuild("--root", str(tmp_path / "root"), "build", "-q", "-o",
+                       f"type=local,dest={out}", str(ctx))
+    assert proc.returncode == 0, proc.stderr
+    assert (out / "x").read_text() == "top\n"
