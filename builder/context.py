@@ -22,6 +22,7 @@ timestamps or inode numbers (DESIGN.md §3). A file is re-read only when its
 from __future__ import annotations
 
 import os
+import posixpath
 import stat
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -160,7 +161,7 @@ class BuildContext:
     def expand(self, pattern: str) -> list[Entry]:
         """The entries one COPY source names: the literal path, or every path at that depth
         matching the wildcard pattern (sorted). Excluded entries never match."""
-        pattern = pattern.strip("/")
+        pattern = posixpath.normpath("/" + pattern).lstrip("/")  # lexically, as BuildKit
         if pattern in ("", "."):
             return [Entry("", str(self.root), os.lstat(self.root))]
         if not has_magic(pattern):

@@ -315,9 +315,9 @@ class Worker:
             elif m.type == "bind":
                 src = by_id[m.source] if m.source else None
                 host = self._source_root(src) if src is not None else None
-                if host is None:
+                if src is None or host is None:
                     raise StepFailed(sid, f"RUN --mount=type=bind,target={m.target}: no source")
-                path = host / m.path.lstrip("/") if m.path else host
+                path = self._mount_source(sid, src, host, m.path)
                 # Always read-only: the source is the user's context or a shared checkout in
                 # the store (BuildKit's `rw` discards writes; we do not support it yet).
                 out.append(SandboxMount(target=m.target, source=str(path), readonly=True))
@@ -333,6 +333,19 @@ class Worker:
             elif m.required:
                 raise StepFailed(sid, f"RUN --mount=type={m.type} is not supported yet")
         return out
+
+    def _mount_source(self, sid: StepId, src: StepResult, host: Path, path: str) -> Path:
+        """The host path a bind mount's `source=` names, its symlinks followed inside the
+        context or stage filesystem (never to a host file outside it)."""
+        if src.context is not None and _escapes(path):
+            raise StepFailed(sid, f"RUN --mount source={path}: forbidden path outside the "
+                             "build context")
+        clean = posixpath.normpath("/" + path).lstrip("/")
+        resolved = src.context.resolve(clean) if src.context is not None else \
+            LayerView([host]).resolve(clean)
+        if resolved is None:
+            raise StepFailed(sid, f"RUN --mount source={path}: too many levels of symlinks")
+        return host / resolved if resolved else host
 
     def _source_root(self, src: StepResult) -> Path | None:
         """A whole filesystem on disk for a bind mount or COPY --from (flattened, cached)."""

@@ -265,3 +265,27 @@ def test_context_sources_are_cleaned_lexically_like_their_cache_key(tmp_path: Pa
                        f"type=local,dest={out}", str(ctx))
     assert proc.returncode == 0, proc.stderr
     assert (out / "x").read_text() == "top\n"
+
+
+def test_bind_mount_sources_stay_inside_the_context(tmp_path: Path) -> None:
+    """`RUN --mount=type=bind,source=link` follows `link` inside the context (an absolute
+    target is re-rooted there), and `source=../x` is refused: never a host directory."""
+    import pytest
+
+    from builder.errors import BuildFailed
+
+    store = busybox_store(tmp_path)
+    ctx = tmp_path / "ctx"
+    (ctx / "etc").mkdir(parents=True)
+    (ctx / "etc" / "marker").write_text("inside\n")
+    os.symlink("/etc", ctx / "link")
+    run = run_build(store, ctx, "FROM localhost/pybuild/busybox:latest\n"
+                    "RUN --mount=type=bind,source=link,target=/m cat /m/marker\n")
+    assert "inside" in "\n".join(run.logs), run.logs
+    (tmp_path / "outside").mkdir()
+    with pytest.raises(BuildFailed) as info:
+        run_build(store, ctx, "FROM localhost/pybuild/busybox:latest\n"
+                  "RUN --mount=type=bind,source=../outside,target=/m ls /m\n")
+    diag = info.value.diagnostics[0]
+    assert diag.span is not None and diag.span.line == 2
+    assert "outside the build context" in diag.message
