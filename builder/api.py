@@ -220,7 +220,7 @@ def _save_record(store: Store, bp: BuildPlan, results: Mapping[StepId, Any],
     key = buildrecord.request_key(
         dockerfile_text=text.encode(), dockerfile_path=opts.dockerfile, context=opts.context,
         build_args=opts.build_args, environ=opts.environ, target=opts.target,
-        labels=opts.labels, source_date_epoch=opts.source_date_epoch)
+        labels=opts.labels, source_date_epoch=opts.source_date_epoch, network=opts.network)
     buildrecord.save(store, key, buildrecord.BuildRecord(
         result.manifest_digest, result.config_digest, tuple(sorted(images)),
         tuple(sorted(contexts)), shown))

@@ -2,11 +2,12 @@
 answered without parsing, planning or solving (the warm-rebuild fast path).
 
 A record is keyed by `request_key` — the Dockerfile bytes, both candidate ignore files, the
-resolved build args, target, labels, SOURCE_DATE_EPOCH and platform — and lists the build's
-base images (name → manifest digest) and context selections (StepId, includes, excludes, cache
-key). It is valid only while every base name still resolves to the same digest and every
-context selection still fingerprints to the same key (content, mode, owner; never mtime),
-which is exactly when the slow path would find every step cached and assemble the same image.
+resolved build args, target, labels, SOURCE_DATE_EPOCH, the RUN network and platform — and
+lists the build's base images (name → manifest digest) and context selections (StepId,
+includes, excludes, cache key). It is valid only while every base name still resolves to the
+same digest and every context selection still fingerprints to the same key (content, mode,
+owner; never mtime), which is exactly when the slow path would find every step cached and
+assemble the same image.
 Records live in the store's cache (they are CacheRecords with no layer).
 """
 
@@ -28,9 +29,9 @@ VERSION = "pybuild.buildrecord/v1"
 def request_key(*, dockerfile_text: bytes, dockerfile_path: str | None, context: Path,
                 build_args: Sequence[tuple[str, str | None]], environ: Mapping[str, str],
                 target: str | None, labels: Sequence[tuple[str, str]],
-                source_date_epoch: int | None) -> str:
+                source_date_epoch: int | None, network: str = "default") -> str:
     """The key of a build request (see the module docstring). Bare `--build-arg K` values are
-    taken from `environ`, as the planner does."""
+    taken from `environ`, as the planner does; `network` is `--network` (default = host)."""
     parts: list[str | bytes] = [VERSION, dockerfile_text, platform.machine()]
     candidates = [context / ".dockerignore"]
     if dockerfile_path and dockerfile_path != "-":
@@ -47,6 +48,7 @@ def request_key(*, dockerfile_text: bytes, dockerfile_path: str | None, context:
               else str(source_date_epoch)]
     for k, v in labels:
         parts += ["label", k, v]
+    parts += ["network", "host" if network in ("default", "host") else network]
     return Fingerprint.of_parts(*parts).hex
 
 

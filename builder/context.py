@@ -8,6 +8,12 @@ the ignore file and the Dockerfile themselves are ordinary entries. An include i
 path relative to the root that may hold wildcards (Go filepath.Match per component); it
 selects the matched entries and, for directories, everything below them.
 
+Symlinks on the way to a source, and a source that is itself a symlink, are followed *inside*
+the context root (BuildKit's FollowLinks over fsutil: absolute targets are re-rooted at the
+context, `..` stops at the root), so a context can never name a host file outside itself. A
+followed source keeps the name it was written as, but its fingerprint is the target's — the
+cache sees what is copied, not the link. Symlinks found below a copied directory stay symlinks.
+
 Fingerprints cover path, type, permission bits, uid, gid, symlink target and content — never
 timestamps or inode numbers (DESIGN.md §3). A file is re-read only when its
 (size, mtime_ns, ino, ctime_ns) stamp changed since it was last hashed.
@@ -16,8 +22,9 @@ timestamps or inode numbers (DESIGN.md §3). A file is re-read only when its
 from __future__ import annotations
 
 import os
+import posixpath
 import stat
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +36,7 @@ from builder.store import StatMemo
 
 _META = set("*?[\\")
 _CHUNK = 1 << 20
+_MAX_HOPS = 40  # Linux's MAXSYMLINKS
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,12 +61,41 @@ def hash_file(host: str) -> str:
     return h.hexdigest()
 
 
+def follow_links(rel: str, readlink: Callable[[str], str | None]) -> str | None:
+    """`rel` with every symlink among its components (the last one too) followed inside a
+    root, as a clean relative path: absolute targets are re-rooted, `..` stops at the root.
+    `readlink(path)` gives the target when the already-resolved `path` is a symlink, else
+    None. None after 40 hops (Linux's MAXSYMLINKS): a loop."""
+    todo = [p for p in rel.split("/") if p and p != "."]
+    done: list[str] = []
+    hops = 0
+    while todo:
+        comp = todo.pop(0)
+        if comp == "..":
+            if done:
+                done.pop()
+            continue
+        target = readlink("/".join([*done, comp]))
+        if target is not None:
+            hops += 1
+            if hops > _MAX_HOPS:
+                return None
+            if target.startswith("/"):
+                done = []
+            todo = [p for p in target.split("/") if p and p != "."] + todo
+            continue
+        done.append(comp)
+    return "/".join(done)
+
+
 class BuildContext:
     """A directory read as a build context. `excludes` are .dockerignore patterns (empty =
     everything). Thread-safe for reading; the memo is used from one thread at a time."""
 
     def __init__(self, root: str | os.PathLike[str], excludes: Sequence[str] = ()) -> None:
-        self.root = Path(root)
+        # absolute: host paths key the store-wide stat memo, so `ctx/x` seen from two working
+        # directories must not be one entry
+        self.root = Path(os.path.abspath(root))
         self.matcher = PatternMatcher(list(excludes)) if excludes else None
 
     # --- selection -------------------------------------------------------------------------
@@ -67,9 +104,20 @@ class BuildContext:
             return False, None
         return self.matcher.matches_using_parent_results(rel, parent)
 
-    def walk(self, rel: str = "", info: MatchInfo | None = None) -> Iterator[Entry]:
-        """Every non-excluded entry below `rel` ("" = the root), sorted, parents first."""
-        base = self.root / rel if rel else self.root
+    def resolve(self, rel: str) -> str | None:
+        """`rel` with its symlinks followed inside the root (`follow_links`); None for a loop.
+        Only non-symlink directories are ever traversed on the host."""
+        def readlink(cand: str) -> str | None:
+            host = os.path.join(self.root, cand)
+            return os.readlink(host) if os.path.islink(host) else None
+
+        return follow_links(rel, readlink)
+
+    def walk(self, rel: str = "", info: MatchInfo | None = None,
+             host: str | None = None) -> Iterator[Entry]:
+        """Every non-excluded entry below `rel` ("" = the root), sorted, parents first.
+        `host` is the directory's path on disk when `rel` was reached through a symlink."""
+        base = host if host is not None else (self.root / rel if rel else self.root)
         try:
             with os.scandir(base) as it:
                 names = sorted(e.name for e in it)
@@ -77,37 +125,43 @@ class BuildContext:
             return
         for name in names:
             crel = f"{rel}/{name}" if rel else name
-            host = os.path.join(base, name)
-            st = os.lstat(host)
+            path = os.path.join(base, name)
+            st = os.lstat(path)
             excluded, child_info = self._excluded(crel, info)
             is_dir = stat.S_ISDIR(st.st_mode)
             if excluded:
                 if is_dir and self.matcher is not None and self.matcher.exclusions:
-                    yield from self.walk(crel, child_info)
+                    yield from self.walk(crel, child_info, path)
                 continue
-            yield Entry(crel, host, st)
+            yield Entry(crel, path, st)
             if is_dir:
-                yield from self.walk(crel, child_info)
+                yield from self.walk(crel, child_info, path)
 
     def is_excluded(self, rel: str) -> bool:
         return self.matcher is not None and self.matcher.matches_or_parent_matches(rel)
 
     def entry(self, rel: str) -> Entry | None:
-        """The entry at `rel` (not following a final symlink) if present and not excluded."""
+        """The entry a source path names, if present and neither it nor what it resolves to
+        is excluded: symlinks are followed inside the root (see the module docstring), so
+        `host`/`st` are the target's while `path` stays `rel`."""
         if not rel:
             return Entry("", str(self.root), os.lstat(self.root))
         if self.is_excluded(rel):
             return None
-        host = str(self.root / rel)
+        resolved = self.resolve(rel)
+        if resolved is None or (resolved != rel and resolved and self.is_excluded(resolved)):
+            return None
+        host = os.path.join(self.root, resolved) if resolved else str(self.root)
         try:
-            return Entry(rel, host, os.lstat(host))
+            st = os.lstat(host)
         except (FileNotFoundError, NotADirectoryError):
             return None
+        return Entry(rel, host, st)
 
     def expand(self, pattern: str) -> list[Entry]:
         """The entries one COPY source names: the literal path, or every path at that depth
         matching the wildcard pattern (sorted). Excluded entries never match."""
-        pattern = pattern.strip("/")
+        pattern = posixpath.normpath("/" + pattern).lstrip("/")  # lexically, as BuildKit
         if pattern in ("", "."):
             return [Entry("", str(self.root), os.lstat(self.root))]
         if not has_magic(pattern):
@@ -122,10 +176,9 @@ class BuildContext:
         out: list[Entry] = []
         depth = len(parts)
 
-        def visit(rel: str, level: int) -> None:
-            base = self.root / rel if rel else self.root
+        def visit(rel: str, host: str, level: int) -> None:
             try:
-                names = sorted(os.listdir(base))
+                names = sorted(os.listdir(host))
             except (NotADirectoryError, FileNotFoundError):
                 return
             for name in names:
@@ -136,13 +189,19 @@ class BuildContext:
                     e = self.entry(crel)
                     if e is not None:
                         out.append(e)
-                elif os.path.isdir(self.root / crel):
-                    visit(crel, level + 1)
+                    continue
+                # a directory on the way: followed inside the root, exclusions apply below
+                resolved = self.resolve(crel)
+                sub = os.path.join(self.root, resolved) if resolved is not None else None
+                if sub is not None and os.path.isdir(sub) and not os.path.islink(sub):
+                    visit(crel, sub, level + 1)
 
         start = "/".join(fixed)
-        if start and not os.path.isdir(self.root / start):
+        resolved = self.resolve(start)
+        top = os.path.join(self.root, resolved) if resolved is not None else None
+        if top is None or not os.path.isdir(top) or os.path.islink(top):
             return []
-        visit(start, len(fixed))
+        visit(start, top, len(fixed))
         return out
 
     def select(self, includes: Sequence[str]) -> list[Entry]:
@@ -155,7 +214,7 @@ class BuildContext:
             for e in self.expand(inc):
                 seen[e.path] = e
                 if stat.S_ISDIR(e.st.st_mode):
-                    for sub in self.walk(e.path):
+                    for sub in self.walk(e.path, host=e.host):
                         seen[sub.path] = sub
         return [seen[k] for k in sorted(seen)]
 

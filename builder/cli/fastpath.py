@@ -21,6 +21,10 @@ _OPTIONS = {
     "--compression": ("compression", True),
 }
 _MULTI = {"tag", "build_arg", "label"}
+# The CLI's subcommands: `pybuild images` runs the command even when ./images is a directory
+# (builder.cli.app._with_default_command); kept equal to the app by a test.
+COMMANDS = frozenset({"build", "graph", "history", "images", "import", "info", "inspect",
+                      "lint", "load", "parse", "prune", "rmi", "run", "save", "tag"})
 
 
 def _parse(argv: list[str]) -> dict[str, object] | None:
@@ -72,7 +76,8 @@ def try_fast(argv: list[str]) -> int | None:
             root_opt, args = args[0].split("=", 1)[1], args[1:]
     if args and args[0] == "build":
         args = args[1:]
-    elif not args or not args[0].startswith("-") and not os.path.isdir(args[0]):
+    elif not args or args[0] in COMMANDS or \
+            not args[0].startswith("-") and not os.path.isdir(args[0]):
         return None
     opts = _parse(args)
     if opts is None or opts.get("file") == "-":
@@ -127,7 +132,7 @@ def _answer(opts: dict[str, object], root: str | None, progress: str) -> int | N
         dockerfile_text=text.encode(), dockerfile_path=str(file) if file else None,
         context=context, build_args=build_args, environ=os.environ,
         target=str(opts["target"]) if opts.get("target") else None, labels=labels,
-        source_date_epoch=sde)
+        source_date_epoch=sde, network=str(opts.get("network", "default")))
     with store.in_use():
         record = buildrecord.load(store, key)
         if record is None or not buildrecord.still_valid(store, record, context):

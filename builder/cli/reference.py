@@ -48,7 +48,7 @@ def render() -> str:
     """The whole reference page as Markdown."""
     out = [_HEADER, "## Global options", ""]
     out += [_param_line(p) for p in _COMMAND.params if p.name != "help"]
-    for name, cmd in sorted(_COMMAND.commands.items()):
+    for name, cmd in sorted(_COMMAND.commands.items()):  # type: ignore[attr-defined]
         out += ["", f"## `pybuild {name}`", ""]
         if cmd.help:
             out += [" ".join(cmd.help.split()), ""]

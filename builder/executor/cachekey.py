@@ -9,7 +9,9 @@ What goes in (and therefore what invalidates a step):
 - for the build context: a fingerprint of exactly the selected entries — relative path, file
   type, permission bits (incl. setuid/setgid/sticky), uid, gid, symlink target and the xxh3 of
   the content. Never mtime, atime, ctime or inode: a fresh clone of the same commit hits;
-- the SOURCE_DATE_EPOCH of the build for layer-producing steps (it changes the layer bytes).
+- the SOURCE_DATE_EPOCH of the build for layer-producing steps (it changes the layer bytes);
+- for a RUN with the default network: the build's `--network` (BuildKit keys the ExecOp's
+  network mode; `RUN curl` under `none` must not answer for `host`).
 
 Pure: no I/O. The executor supplies content fingerprints (builder.context does the reading).
 """
@@ -21,7 +23,7 @@ from dataclasses import dataclass
 
 from builder.digest import Fingerprint
 
-VERSION = "pybuild.cachekey/v1"
+VERSION = "pybuild.cachekey/v2"
 """Bumped whenever what a key covers changes meaning (invalidates every cache record)."""
 
 
@@ -59,9 +61,12 @@ def image_key(step_id: str, manifest_digest: str | None) -> str:
 
 
 def step_key(step_id: str, input_keys: Sequence[str], *,
-             source_date_epoch: int | None = None) -> str:
+             source_date_epoch: int | None = None, network: str = "") -> str:
     """Key of a filesystem step (Exec, Copy, Mkdir): its StepId, its inputs' keys in order,
-    and the SOURCE_DATE_EPOCH that clamps the mtimes of the layer it writes."""
+    the SOURCE_DATE_EPOCH that clamps the mtimes of the layer it writes and, for an Exec
+    whose StepId says `network=default`, the network the build resolves that to."""
     sde = "" if source_date_epoch is None else str(int(source_date_epoch))
-    return Fingerprint.of_parts(VERSION, "step", step_id, str(len(input_keys)), *input_keys,
-                                "sde", sde).hex
+    parts = [VERSION, "step", step_id, str(len(input_keys)), *input_keys, "sde", sde]
+    if network:
+        parts += ["network", network]
+    return Fingerprint.of_parts(*parts).hex

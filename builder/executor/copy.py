@@ -247,7 +247,9 @@ class Stager:
                 stream = bz2.BZ2File(raw)  # type: ignore[assignment]
             elif kind == "xz":
                 stream = lzma.LZMAFile(raw)  # type: ignore[assignment]
-            apply_layer(stream, target, name=name)
+            # An ordinary archive, not an image layer: `.wh.` names are extracted as the
+            # files they are (Docker's ADD applies no whiteouts).
+            apply_layer(stream, target, name=name, whiteouts="none")
 
     def _remove(self, dst: Path) -> None:
         if dst.is_dir() and not dst.is_symlink():

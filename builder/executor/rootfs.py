@@ -19,13 +19,13 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
+from builder.context import follow_links
 from builder.digest import Digest
 from builder.oci.image import checkout
 from builder.oci.layers import apply_layer, open_uncompressed
 from builder.store import Store
 
 OPAQUE_XATTR = "trusted.overlay.opaque"
-_MAX_HOPS = 40
 
 
 class _KeyLocks:
@@ -177,29 +177,14 @@ class LayerView:
     def resolve(self, rel: str) -> str:
         """`rel` with every symlink among its components followed inside the root (absolute
         targets re-rooted, `..` clamped at the root), as a clean relative path. The last
-        component is followed too."""
-        todo = [p for p in rel.split("/") if p and p != "."]
-        done: list[str] = []
-        hops = 0
-        while todo:
-            comp = todo.pop(0)
-            if comp == "..":
-                if done:
-                    done.pop()
-                continue
-            cand = "/".join([*done, comp])
+        component is followed too; a symlink loop leaves `rel` as written (cleaned)."""
+        def readlink(cand: str) -> str | None:
             host = self.lookup(cand)
-            if host is not None and os.path.islink(host):
-                hops += 1
-                if hops > _MAX_HOPS:
-                    break
-                target = os.readlink(host)
-                if target.startswith("/"):
-                    done = []
-                todo = [p for p in target.split("/") if p and p != "."] + todo
-                continue
-            done.append(comp)
-        return "/".join(done)
+            return os.readlink(host) if host is not None and os.path.islink(host) else None
+
+        resolved = follow_links(rel, readlink)
+        return resolved if resolved is not None else "/".join(
+            p for p in rel.split("/") if p and p != ".")
 
     def stat(self, rel: str) -> os.stat_result | None:
         host = self.lookup(self.resolve(rel))

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
 from builder import events
-from builder.graph import Step, StepId
+from builder.graph import Step, StepId, inputs_first
 
 R = TypeVar("R")
 
@@ -80,23 +80,7 @@ class Scheduler(Generic[R]):
 
     def needed(self, targets: Sequence[StepId]) -> list[StepId]:
         """Every step the targets reach, inputs before the steps that read them."""
-        order: list[StepId] = []
-        seen: set[StepId] = set()
-        for start in targets:
-            stack: list[tuple[StepId, bool]] = [(start, False)]
-            while stack:
-                sid, done = stack.pop()
-                if done:
-                    order.append(sid)
-                    continue
-                if sid in seen:
-                    continue
-                seen.add(sid)
-                stack.append((sid, True))
-                for dep in reversed(self.steps[sid].inputs):
-                    if dep not in seen:
-                        stack.append((dep, False))
-        return order
+        return inputs_first(self.steps, targets)
 
     def _one(self, sid: StepId, inputs: Sequence[R]) -> R:
         step = self.steps[sid]

@@ -15,6 +15,7 @@ import collections
 import contextlib
 import hashlib
 import os
+import posixpath
 import shutil
 import stat
 import threading
@@ -22,11 +23,12 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from builder import events
 from builder.context import BuildContext, has_magic
 from builder.digest import Digest
-from builder.errors import BuildFailed, EnvironmentProblem, PybuildError
+from builder.errors import BuildFailed, EnvironmentProblem, ImageError, PybuildError
 from builder.executor import cachekey
 from builder.executor.copy import CopyOptions, Stager, archive_kind, parse_chmod, resolve_chown
 from builder.executor.rootfs import (
@@ -153,8 +155,17 @@ class Worker:
         if isinstance(step, HttpSource | GitSource):
             raise StepFailed(sid, f"ADD from {step.url}: remote sources are not supported yet",
                              hint="download the file in a RUN step, or add it to the context")
+        network = ""
+        if isinstance(step, Exec) and step.network == "default":
+            network = self._network(step)
         return cachekey.step_key(sid, [i.key for i in inputs],
-                                 source_date_epoch=self.opts.source_date_epoch)
+                                 source_date_epoch=self.opts.source_date_epoch,
+                                 network=network)
+
+    def _network(self, step: Exec) -> Literal["host", "none"]:
+        """The network a RUN gets: its own `--network`, else the build's (default = host)."""
+        network = step.network if step.network != "default" else self.opts.network
+        return "host" if network in ("host", "default") else "none"
 
     def lookup(self, sid: StepId, step: Step, key: str,
                inputs: Sequence[StepResult]) -> StepResult | None:
@@ -239,7 +250,7 @@ class Worker:
             sink(events.StepLog(vertex, text, time.monotonic() - t0))
 
         mounts = self._mounts(sid, step, inputs)
-        network = step.network if step.network != "default" else self.opts.network
+        network = self._network(step)
         upper = Path(self._tempdir("upper-"))
         work = Path(self._tempdir("work-"))
         try:
@@ -247,7 +258,7 @@ class Worker:
                                upper=str(upper), work=str(work),
                                env=(*step.env, *step.proxy_env), cwd=step.cwd,
                                user=step.user or "0",
-                               network="host" if network == "host" else "none",
+                               network=network,
                                mounts=tuple(mounts))
             try:
                 with self._live_lock:
@@ -304,9 +315,9 @@ class Worker:
             elif m.type == "bind":
                 src = by_id[m.source] if m.source else None
                 host = self._source_root(src) if src is not None else None
-                if host is None:
+                if src is None or host is None:
                     raise StepFailed(sid, f"RUN --mount=type=bind,target={m.target}: no source")
-                path = host / m.path.lstrip("/") if m.path else host
+                path = self._mount_source(sid, src, host, m.path)
                 # Always read-only: the source is the user's context or a shared checkout in
                 # the store (BuildKit's `rw` discards writes; we do not support it yet).
                 out.append(SandboxMount(target=m.target, source=str(path), readonly=True))
@@ -322,6 +333,19 @@ class Worker:
             elif m.required:
                 raise StepFailed(sid, f"RUN --mount=type={m.type} is not supported yet")
         return out
+
+    def _mount_source(self, sid: StepId, src: StepResult, host: Path, path: str) -> Path:
+        """The host path a bind mount's `source=` names, its symlinks followed inside the
+        context or stage filesystem (never to a host file outside it)."""
+        if src.context is not None and _escapes(path):
+            raise StepFailed(sid, f"RUN --mount source={path}: forbidden path outside the "
+                             "build context")
+        clean = posixpath.normpath("/" + path).lstrip("/")
+        resolved = src.context.resolve(clean) if src.context is not None else \
+            LayerView([host]).resolve(clean)
+        if resolved is None:
+            raise StepFailed(sid, f"RUN --mount source={path}: too many levels of symlinks")
+        return host / resolved if resolved else host
 
     def _source_root(self, src: StepResult) -> Path | None:
         """A whole filesystem on disk for a bind mount or COPY --from (flattened, cached)."""
@@ -343,7 +367,10 @@ class Worker:
         try:
             opts = CopyOptions()
             if step.chown:
-                opts.owner = resolve_chown(step.chown, view)
+                try:
+                    opts.owner = resolve_chown(step.chown, view)
+                except BuildFailed as err:  # unknown user/group: report it at the instruction
+                    raise StepFailed(sid, err.message, hint=err.hint) from None
             if step.chmod:
                 try:
                     opts.chmod = parse_chmod(step.chmod)
@@ -385,6 +412,14 @@ class Worker:
             matches = []
             for pattern in step.sources:
                 rel = pattern.strip("/")
+                if src.context is not None:
+                    if _escapes(pattern):
+                        raise StepFailed(sid, "forbidden path outside the build context: "
+                                         f"{pattern}", hint="sources are relative to the "
+                                         "context root; move the file into the context or "
+                                         "pass a larger context")
+                    # cleaned lexically (BuildKit), exactly as the ContextSource selected it
+                    rel = posixpath.normpath("/" + pattern).lstrip("/")
                 if src.context is None and rel:
                     rel = LayerView([ctx.root]).resolve(rel) if "*" not in rel else rel
                 found = ctx.expand(rel)
@@ -416,18 +451,15 @@ class Worker:
                                       follow=True)
                     continue
                 name = os.path.basename(entry.path) or os.path.basename(entry.host)
-                if step.unpack and src.context is not None and archive_kind(entry.host):
+                if step.unpack and src.context is not None and stat.S_ISREG(st.st_mode) \
+                        and archive_kind(entry.host):  # never open a FIFO or device to sniff
                     target = stager.ensure_dir(dest, owner=opts.owner)
-                    stager.extract(entry.host, target, name)
+                    try:
+                        stager.extract(entry.host, target, name)
+                    except ImageError as err:  # a corrupt or hostile archive: at the ADD
+                        raise StepFailed(sid, err.message, hint=err.hint) from None
                     continue
-                if dest_is_dir:
-                    parent = stager.ensure_dir(dest, owner=opts.owner)
-                    rel = f"{parent}/{name}" if parent else name
-                else:
-                    clean = dest.rstrip("/")
-                    parent = stager.ensure_dir(os.path.dirname(clean))
-                    base_name = os.path.basename(clean)
-                    rel = f"{parent}/{base_name}" if parent else base_name
+                rel = _file_target(stager, dest, name, dest_is_dir, opts)
                 stager.copy_entry(entry.host, rel, opts, follow=True)
             return self._commit_tree(staging)
         except BaseException:
@@ -452,16 +484,11 @@ class Worker:
                 for layer_host in reversed(view.layers_of(rel)):
                     stager.merge_layer_dir(layer_host, target, opts)
                 continue
-            name = os.path.basename(rel)
-            if dest.endswith("/") or many or stager.dest_is_dir(dest):
-                parent = stager.ensure_dir(dest, owner=opts.owner)
-                out = f"{parent}/{name}" if parent else name
-            else:
-                clean = dest.rstrip("/")
-                parent = stager.ensure_dir(os.path.dirname(clean))
-                base_name = os.path.basename(clean)
-                out = f"{parent}/{base_name}" if parent else base_name
-            stager.copy_entry(str(host), out, opts)
+            # the name as written: a followed symlink source keeps its own name
+            name = posixpath.basename(posixpath.normpath("/" + pattern)) or \
+                os.path.basename(rel)
+            into_dir = dest.endswith("/") or many or stager.dest_is_dir(dest)
+            stager.copy_entry(str(host), _file_target(stager, dest, name, into_dir, opts), opts)
 
     # --- WORKDIR -------------------------------------------------------------------------------
     def _mkdir(self, sid: StepId, step: Mkdir, base: StepResult) -> Digest | None:
@@ -498,6 +525,26 @@ def _require_root_sandbox() -> None:
                              f"offers {report.mode.value} ({report.reason})",
                              hint="run the build as root (e.g. `sudo -E pybuild …`); rootless "
                              "builds are not supported yet. COPY-only builds work as is.")
+
+
+def _file_target(stager: Stager, dest: str, name: str, into_dir: bool,
+                 opts: CopyOptions) -> str:
+    """Where a file source called `name` lands: inside `dest` (created, --chown'd) when it is
+    a directory, else at `dest` itself (its parent created)."""
+    if into_dir:
+        parent = stager.ensure_dir(dest, owner=opts.owner)
+        return f"{parent}/{name}" if parent else name
+    clean = dest.rstrip("/")
+    parent = stager.ensure_dir(os.path.dirname(clean))
+    base_name = os.path.basename(clean)
+    return f"{parent}/{base_name}" if parent else base_name
+
+
+def _escapes(pattern: str) -> bool:
+    """True when a relative source path climbs above the context root (`../x`, `a/../../x`);
+    Docker refuses those rather than clamping them."""
+    clean = posixpath.normpath(pattern)
+    return clean == ".." or clean.startswith("../")
 
 
 def _chain(inputs: Sequence[StepResult], step: Step) -> StepResult:

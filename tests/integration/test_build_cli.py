@@ -76,6 +76,9 @@ def test_failing_step_reports_span_exit_code_and_output(root: Path, tmp_path: Pa
         assert "something broke" in proc.stderr
     images = run_pybuild("--root", str(root), "images")
     assert "broken" not in images.stdout
+    # no staging, upper or work directory left behind, and no overlay still mounted
+    assert list((root / "tmp").iterdir()) == []
+    assert str(root) not in Path("/proc/self/mounts").read_text()
 
 
 def test_docker_archive_and_local_outputs(root: Path, tmp_path: Path) -> None:
@@ -158,3 +161,26 @@ def test_no_sandbox_refuses_run_with_exit_4_but_copy_only_builds(root: Path,
                                     "COPY f.txt /f.txt\nWORKDIR /w\n")
     proc = run_pybuild("--root", str(root), "-q", str(ctx), env=env)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_network_change_reruns_run_steps_and_skips_the_build_record(root: Path,
+                                                                   tmp_path: Path) -> None:
+    """`--network` changes what a RUN sees: a build under `none` must neither be answered by
+    the record nor reuse the RUN cached under `host` (and `default` is `host`)."""
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text("FROM localhost/pybuild/busybox:latest\n"
+                                    "RUN ls /sys/class/net > /nets\n")
+    base = ("--root", str(root), "build", "--progress=plain")
+    first = run_pybuild(*base, "--network=host", str(ctx))
+    assert first.returncode == 0, first.stderr
+    default = run_pybuild(*base, "--network=default", str(ctx))
+    assert default.returncode == 0 and "build record" in default.stderr
+    none = run_pybuild(*base, "--network=none", str(ctx))
+    assert none.returncode == 0, none.stderr
+    assert "build record" not in none.stderr
+    run_line = next(ln for ln in none.stderr.splitlines() if "RUN ls" in ln)
+    vertex = run_line.split()[0]
+    assert f"{vertex} CACHED" not in none.stderr
+    slow = run_pybuild(*base, "--network=none", str(ctx), env={"PYBUILD_NO_FASTPATH": "1"})
+    assert slow.returncode == 0 and slow.stdout.strip() == none.stdout.strip()

@@ -139,3 +139,153 @@ def test_missing_source_fails_with_the_instruction(tmp_path: Path) -> None:
         run_build(store, ctx, "FROM localhost/pybuild/busybox:latest\nCOPY nope.txt /\n")
     diag = info.value.diagnostics[0]
     assert diag.span is not None and diag.span.line == 2 and "not found" in diag.message
+
+
+def test_copy_refuses_paths_above_the_context_with_the_instruction(tmp_path: Path) -> None:
+    import pytest
+
+    from builder.errors import BuildFailed
+
+    store = busybox_store(tmp_path)
+    (tmp_path / "outside.txt").write_text("secret")
+    ctx = tmp_path / "ctx"
+    (ctx / "sub").mkdir(parents=True)
+    for src in ("../outside.txt", "sub/../../outside.txt"):
+        with pytest.raises(BuildFailed) as info:
+            run_build(store, ctx, f"FROM scratch\nCOPY {src} /x\n")
+        diag = info.value.diagnostics[0]
+        assert diag.span is not None and (diag.span.line, diag.span.column) == (2, 1)
+        assert "outside the build context" in diag.message, diag.message
+
+
+def test_copy_of_a_symlink_reruns_when_its_target_changes(tmp_path: Path) -> None:
+    """The COPY copies the link's target, so the target's content is part of its key."""
+    store = busybox_store(tmp_path)
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "real.txt").write_text("one\n")
+    os.symlink("real.txt", ctx / "link")
+    df = "FROM scratch\nCOPY link /copied\n"
+    first = run_build(store, ctx, df)
+    (ctx / "real.txt").write_text("two\n")
+    second = run_build(store, ctx, df)
+    assert second.ran == ["[stage-0 2/2] COPY link /copied"], (second.ran, second.cached)
+    assert second.result.manifest_digest != first.result.manifest_digest
+
+
+def test_add_of_a_fifo_copies_it_without_reading_it(tmp_path: Path) -> None:
+    """ADD sniffs regular files only for archives: opening a FIFO would block the build."""
+    from tests.conftest import run_pybuild
+
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    os.mkfifo(ctx / "pipe")
+    (ctx / "Dockerfile").write_text("FROM scratch\nADD pipe /pipe\n")
+    out = tmp_path / "out"
+    proc = run_pybuild("--root", str(tmp_path / "root"), "build", "-q", "-o",
+                       f"type=local,dest={out}", str(ctx), timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert stat.S_ISFIFO(os.lstat(out / "pipe").st_mode)
+
+
+def test_unknown_chown_user_names_the_instruction(tmp_path: Path) -> None:
+    import pytest
+
+    from builder.errors import BuildFailed
+
+    store = busybox_store(tmp_path)
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "a.txt").write_text("a")
+    with pytest.raises(BuildFailed) as info:
+        run_build(store, ctx, "FROM scratch\nCOPY --chown=nobody a.txt /x\n")
+    assert info.value.diagnostics, info.value.message
+    diag = info.value.diagnostics[0]
+    assert diag.span is not None and (diag.span.line, diag.span.column) == (2, 1)
+    assert "nobody" in diag.message
+
+
+def test_hostile_add_archive_fails_at_the_instruction(tmp_path: Path) -> None:
+    import pytest
+
+    from builder.errors import BuildFailed
+
+    store = busybox_store(tmp_path)
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        info = tarfile.TarInfo("../../evil")
+        info.size = 1
+        tf.addfile(info, io.BytesIO(b"x"))
+    (ctx / "evil.tar").write_bytes(buf.getvalue())
+    with pytest.raises(BuildFailed) as info_:
+        run_build(store, ctx, "FROM scratch\nADD evil.tar /x/\n")
+    assert info_.value.diagnostics, info_.value.message
+    diag = info_.value.diagnostics[0]
+    assert diag.span is not None and diag.span.line == 2 and "evil" in diag.message
+    assert not (tmp_path / "evil").exists() and list(store.tmp_root.iterdir()) == []
+
+
+def test_copy_from_a_stage_keeps_the_name_of_a_symlink_source(tmp_path: Path) -> None:
+    """`COPY --from=a /d/link /out/` copies the link's target under the name `link`, as a
+    source from the context does (Docker follows a named source and keeps its name)."""
+    from tests.conftest import run_pybuild
+
+    ctx = tmp_path / "ctx"
+    (ctx / "d").mkdir(parents=True)
+    (ctx / "d" / "real.txt").write_text("real\n")
+    os.symlink("real.txt", ctx / "d" / "link")
+    (ctx / "Dockerfile").write_text("FROM scratch AS a\nCOPY d/ /d/\n"
+                                    "FROM scratch\nCOPY --from=a /d/link /out/\n"
+                                    "COPY --from=a /d/link /file\n")
+    out = tmp_path / "out"
+    proc = run_pybuild("--root", str(tmp_path / "root"), "build", "-q", "-o",
+                       f"type=local,dest={out}", str(ctx))
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(os.listdir(out / "out")) == ["link"]
+    assert (out / "out" / "link").read_text() == "real\n"
+    assert not (out / "out" / "link").is_symlink()
+    assert (out / "file").read_text() == "real\n"
+
+
+def test_context_sources_are_cleaned_lexically_like_their_cache_key(tmp_path: Path) -> None:
+    """`COPY a/../b.txt` names `b.txt` (paths are cleaned lexically, as BuildKit does, and
+    as the cache key selects it), even when `a` is a symlink into another directory."""
+    from tests.conftest import run_pybuild
+
+    ctx = tmp_path / "ctx"
+    (ctx / "sub" / "dir").mkdir(parents=True)
+    (ctx / "b.txt").write_text("top\n")
+    (ctx / "sub" / "b.txt").write_text("sub\n")
+    os.symlink("sub/dir", ctx / "a")
+    (ctx / "Dockerfile").write_text("FROM scratch\nCOPY a/../b.txt /x\n")
+    out = tmp_path / "out"
+    proc = run_pybuild("--root", str(tmp_path / "root"), "build", "-q", "-o",
+                       f"type=local,dest={out}", str(ctx))
+    assert proc.returncode == 0, proc.stderr
+    assert (out / "x").read_text() == "top\n"
+
+
+def test_bind_mount_sources_stay_inside_the_context(tmp_path: Path) -> None:
+    """`RUN --mount=type=bind,source=link` follows `link` inside the context (an absolute
+    target is re-rooted there), and `source=../x` is refused: never a host directory."""
+    import pytest
+
+    from builder.errors import BuildFailed
+
+    store = busybox_store(tmp_path)
+    ctx = tmp_path / "ctx"
+    (ctx / "etc").mkdir(parents=True)
+    (ctx / "etc" / "marker").write_text("inside\n")
+    os.symlink("/etc", ctx / "link")
+    run = run_build(store, ctx, "FROM localhost/pybuild/busybox:latest\n"
+                    "RUN --mount=type=bind,source=link,target=/m cat /m/marker\n")
+    assert "inside" in "\n".join(run.logs), run.logs
+    (tmp_path / "outside").mkdir()
+    with pytest.raises(BuildFailed) as info:
+        run_build(store, ctx, "FROM localhost/pybuild/busybox:latest\n"
+                  "RUN --mount=type=bind,source=../outside,target=/m ls /m\n")
+    diag = info.value.diagnostics[0]
+    assert diag.span is not None and diag.span.line == 2
+    assert "outside the build context" in diag.message

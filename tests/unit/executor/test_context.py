@@ -88,3 +88,56 @@ def test_stat_memo_skips_rereading_and_notices_changes(tmp_path: Path) -> None:
         (ctx_dir / "README.md").write_text("other!")  # same size class, new stamp
         assert memo.get(host, os.lstat(host)) is None
         assert _key(BuildContext(ctx_dir), (), memo) != k
+
+
+def test_a_symlink_source_is_fingerprinted_by_what_it_points_to(tmp_path: Path) -> None:
+    """`COPY link /x` copies the link's target: editing the target must change the key (else
+    the stale COPY is reused), and the entry keeps the name it was written as."""
+    _tree(tmp_path)
+    ctx = BuildContext(tmp_path)
+    (entry,) = ctx.expand("link")
+    assert entry.path == "link" and entry.host == str(tmp_path / "src" / "main.c")
+    before = _key(ctx, ("link",))
+    (tmp_path / "src" / "main.c").write_text("int main2;")
+    assert _key(ctx, ("link",)) != before
+    os.symlink("src", tmp_path / "srclink")
+    assert [e.path for e in ctx.select(("srclink",))] == \
+        ["srclink", "srclink/main.c", "srclink/pkg", "srclink/pkg/a.h"]
+
+
+def test_symlinks_never_lead_outside_the_context(tmp_path: Path) -> None:
+    """Absolute targets are re-rooted at the context and `..` stops at its root (BuildKit's
+    FollowLinks): a hostile context cannot make a COPY read host files."""
+    outside = tmp_path / "secret.txt"
+    outside.write_text("secret")
+    root = tmp_path / "ctx"
+    (root / "d").mkdir(parents=True)
+    os.symlink(str(outside), root / "abs")
+    os.symlink("../secret.txt", root / "rel")
+    os.symlink(str(tmp_path), root / "d" / "up")
+    os.symlink("loop", root / "loop")
+    ctx = BuildContext(root)
+    for src in ("abs", "rel", "d/up/secret.txt", "ab*", "d/*/secret.txt", "../secret.txt",
+                "loop"):
+        assert ctx.expand(src) == [], src
+    (root / "secret.txt").write_text("inside")
+    assert [e.host for e in ctx.expand("abs")] == []  # re-rooted: <ctx>/<tmp>/secret.txt
+    assert [e.host for e in ctx.expand("rel")] == [str(root / "secret.txt")]
+
+
+def test_memo_is_keyed_by_absolute_paths(tmp_path: Path, monkeypatch) -> None:
+    """The stat memo is shared by every build of the store: a context given relative to the
+    working directory must not key its files as `ctx/x` (another directory's `ctx/x`
+    would share the entry, and the stamp has no device number)."""
+    for where in ("a", "b"):
+        (tmp_path / where / "ctx").mkdir(parents=True)
+        (tmp_path / where / "ctx" / "f.txt").write_text(where)
+    store = Store(tmp_path / "store")
+    keys = []
+    for where in ("a", "b"):
+        monkeypatch.chdir(tmp_path / where)
+        ctx = BuildContext("ctx")
+        assert all(os.path.isabs(e.host) for e in ctx.select(("f.txt",)))
+        with store.stat_memo() as memo:
+            keys.append(_key(ctx, ("f.txt",), memo))
+    assert keys[0] != keys[1]

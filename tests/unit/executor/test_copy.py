@@ -86,3 +86,28 @@ def test_layer_view_honours_whiteouts_opaque_and_symlinks(tmp_path: Path) -> Non
     assert view.lookup("dir/new") == mid / "dir" / "new"
     assert view.resolve("bin/tool") == "usr/bin/tool"
     assert view.is_dir("bin") and not view.is_dir("etc/passwd")
+
+
+def test_add_extracts_whiteout_names_as_plain_files(tmp_path: Path) -> None:
+    """Docker's ADD extracts an archive as an ordinary tar: a `.wh.` entry is a file named so,
+    not an instruction to delete its sibling (whiteouts belong to image layers only)."""
+    from builder.executor.copy import Stager
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        for name, data in (("keep.txt", b"k"), (".wh.keep.txt", b"w"), (".wh..wh..opq", b"")):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    archive = tmp_path / "pkg.tar"
+    archive.write_bytes(buf.getvalue())
+    lower, staging = tmp_path / "lower", tmp_path / "staging"
+    lower.mkdir()
+    staging.mkdir()
+    stager = Stager(staging, LayerView([lower]))
+    dest = stager.ensure_dir("out")
+    stager.extract(str(archive), dest, "pkg.tar")
+    assert sorted(p.name for p in (staging / "out").iterdir()) == \
+        [".wh..wh..opq", ".wh.keep.txt", "keep.txt"]
+    assert (staging / "out" / ".wh.keep.txt").read_bytes() == b"w"
+    assert (staging / "out" / "keep.txt").read_bytes() == b"k"
