@@ -6,12 +6,12 @@ import csv
 import re
 
 from builder.errors import Diagnostic as Diag
-from builder.errors import DockerfileError, Severity, UsageError
+from builder.errors import DockerfileError, PybuildError, Severity, UsageError
 from builder.frontend.convert import CONVERTERS, flags_of
 from builder.frontend.expand import ExpansionError
 from builder.frontend.options import PlanOptions
 from builder.frontend.state import DEFAULT_PATH, PROXY_ARGS, PlanContext, StageState
-from builder.graph import BuildPlan, ImageSource, Platform, Stage, StepId
+from builder.graph import BaseImageInfo, BuildPlan, ImageSource, Platform, Stage, StepId
 from builder.syntax import nodes as n
 from builder.syntax.nodes import Dockerfile
 
@@ -267,6 +267,19 @@ def _reachable(ctx: PlanContext, stage_nodes: list[tuple[n.From, list[n.Instruct
 # ----------------------------------------------------------------------------- dispatch
 
 
+def _resolve_base(ctx: PlanContext, st: StageState) -> BaseImageInfo | None:
+    """Ask the caller's resolver for the base image; a failure is reported at the FROM line
+    (the resolver knows the image, the planner knows where the Dockerfile named it)."""
+    assert ctx.options.resolver is not None
+    try:
+        return ctx.options.resolver(st.base, st.platform)
+    except PybuildError as err:
+        if not err.diagnostics:
+            at = ctx.error("DF-BASE-IMAGE", err.message, st.node.span, hint=err.hint)
+            err.diagnostics = at.diagnostics
+        raise
+
+
 def _dispatch(ctx: PlanContext, st: StageState, body: list[n.Instruction], *,
               resolve: bool) -> None:
     node = st.node
@@ -281,7 +294,7 @@ def _dispatch(ctx: PlanContext, st: StageState, body: list[n.Instruction], *,
         st.root = st.base_root = ctx.add(ImageSource(ref=st.base, platform=st.platform),
                                          node.span)
         if st.base != "scratch" and resolve and ctx.options.resolver is not None:
-            info = ctx.options.resolver(st.base, st.platform)
+            info = _resolve_base(ctx, st)
             if info is not None:
                 st.load_config(info.config)
                 # No platform asked for anywhere: follow the image's own (autoDetectPlatform).

@@ -442,3 +442,19 @@ def test_legacy_key_value_format_check() -> None:
     assert [(w.code, w.span.line) for w in p.warnings] == [  # type: ignore[union-attr]
         ("LegacyKeyValueFormat", 2)]
     assert p.stages[0].config.env_map()["A"] == "b c"
+
+
+def test_a_base_image_the_resolver_cannot_find_is_reported_at_its_from_line() -> None:
+    from builder.errors import ImageError
+
+    def resolver(ref: str, _platform: object) -> None:
+        raise ImageError(f"base image {ref} is not in the store", hint="load it first")
+
+    with pytest.raises(ImageError) as info:
+        _plan("FROM scratch AS a\n\nFROM nosuch:1 AS b\nRUN true\n", resolver=resolver)
+    (diag,) = info.value.diagnostics
+    assert (diag.span.line, diag.span.column) == (3, 1)
+    assert diag.line_text == "FROM nosuch:1 AS b"
+    assert diag.message == "base image nosuch:1 is not in the store"
+    assert diag.hint == "load it first"
+    assert info.value.exit_code == 1  # still an image problem, not an invalid Dockerfile
