@@ -4,10 +4,18 @@ LALR parser once per process (lark itself is imported only on first use).
 Where the grammar lives: `grammar/dockerfile.lark` at the top of a source checkout, or
 `builder/_grammar/dockerfile.lark` inside an installed wheel (pyproject.toml force-includes
 the grammar directory there).
+
+Building the LALR tables from the grammar costs tens of milliseconds per process, most of a
+small build's parse time, so the built parser is cached with lark's own `cache` option in the
+user's private cache directory (`$XDG_CACHE_HOME/pybuild`, else `~/.cache/pybuild`, mode
+0700). Lark keys that file by a sha256 of the grammar text, the options, lark's version and
+Python's, and rebuilds (and rewrites it) on any mismatch or unreadable file; when the directory
+cannot be made the parser is simply built in memory.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -41,5 +49,23 @@ def parser() -> Lark:
             "lexer": "contextual",
             "maybe_placeholders": False,
         }
+        cache = _cache_file()
+        if cache is not None:
+            options["cache"] = str(cache)
         _parser = Lark(grammar_path().read_text(encoding="utf-8"), **options)
     return _parser
+
+
+def _cache_file() -> Path | None:
+    """Where lark keeps the built parser, or None when there is no private cache directory."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    directory = Path(base) / "pybuild"
+    try:
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        st = directory.stat()
+    except OSError:
+        return None
+    # a pickle is only loaded from a directory nobody else can write into
+    if st.st_uid != os.getuid() or st.st_mode & 0o022:
+        return None
+    return directory / "dockerfile-grammar.lark-cache"
