@@ -15,7 +15,6 @@ cannot be made the parser is simply built in memory.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -58,14 +57,7 @@ def parser() -> Lark:
 
 def _cache_file() -> Path | None:
     """Where lark keeps the built parser, or None when there is no private cache directory."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    directory = Path(base) / "pybuild"
-    try:
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        st = directory.stat()
-    except OSError:
-        return None
-    # a pickle is only loaded from a directory nobody else can write into
-    if st.st_uid != os.getuid() or st.st_mode & 0o022:
-        return None
-    return directory / "dockerfile-grammar.lark-cache"
+    from builder.syntax.parsecache import directory
+
+    where = directory()
+    return None if where is None else where / "dockerfile-grammar.lark-cache"
