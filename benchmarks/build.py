@@ -11,7 +11,9 @@ Run (as root, after `bash ../shared/bench/setup.sh`):
 Both builders use `--network none`, tag `localhost/bench-out/<case>:latest`, and the same
 base images: Buildah from containers-storage (`localhost/bench/*`, made by setup.sh), pybuild
 from its own store (`/var/tmp/bench-pybuild`, loaded from the OCI layouts setup.sh made, under
-the same names). pybuild is started as `<this python> -m builder` (no pyenv shim). "Cold" for
+the same names). pybuild is started as `<this python> -m builder` (no pyenv shim), with its
+modules byte-compiled first as `pip install` leaves them (PYTHONDONTWRITEBYTECODE in the
+environment would otherwise make every run recompile the whole pipeline from source). "Cold" for
 pybuild = `prune --cache` plus re-unpacking the base images' layers (Buildah keeps its base
 images unpacked in containers-storage too); for Buildah it is peers.sh's cache reset.
 """
@@ -19,6 +21,7 @@ images unpacked in containers-storage too); for Buildah it is peers.sh's cache r
 from __future__ import annotations
 
 import argparse
+import compileall
 import os
 import shutil
 import statistics
@@ -161,7 +164,9 @@ def main() -> None:
     if "buildah" in tools and shutil.which("buildah") is None:
         raise SystemExit("buildah missing: run setup.sh")
     WORK.mkdir(parents=True, exist_ok=True)
-    pybuild_setup()
+    if "pybuild" in tools:
+        compileall.compile_dir(str(ROOT / "builder"), quiet=1)
+        pybuild_setup()
     results: dict[tuple[str, str], dict[str, list[float]]] = {}
     for case in args.cases.split(","):
         for tool in tools:

@@ -4,7 +4,8 @@ Entry points: `parse(text, path)` and `parse_file(path)`; both return a
 `nodes.Dockerfile` or raise `builder.errors.DockerfileError` — never another exception.
 Pipeline: prepass.Scanner (lines, directives, continuations, heredoc bodies) → grammar
 (dockerfile.lark, one logical line at a time) → arguments (BuildKit's line parsers) →
-parser.build_node (typed nodes) → checks (strict instruction rules).
+parser.build_node (typed nodes) → checks (strict instruction rules). Successful parses are
+remembered by builder.syntax.parsecache, so an unchanged Dockerfile is not parsed again.
 """
 
 from __future__ import annotations
@@ -26,10 +27,17 @@ def parse(text: str, path: str = "Dockerfile", *, strict: bool = True) -> nodes.
     everything BuildKit's *parser* accepts, as `pybuild parse` and the parser conformance
     tests need. Raises DockerfileError (exit code 3) for invalid input, nothing else.
     """
+    from builder.syntax import parsecache
+
+    cached = parsecache.load(text, path, strict)
+    if isinstance(cached, nodes.Dockerfile):
+        return cached
     from builder.syntax import parser
 
     try:
-        return parser.parse(text, path, strict=strict)
+        tree = parser.parse(text, path, strict=strict)
+        parsecache.store(text, path, strict, tree)
+        return tree
     except DockerfileError:
         raise
     except RecursionError:

@@ -1,0 +1,44 @@
+"""A build's CLI start-up: only the build command's module is imported and introspected;
+every other command still gets the whole tree (same help and errors as before)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+OTHERS = ("lint_cmd", "image_cmds", "graph_cmd", "parse_cmd", "run_cmd", "sandbox_cmds")
+
+
+def _modules_after(argv: list[str]) -> tuple[int, set[str]]:
+    code = ("import sys\nfrom builder.cli import app\n"
+            f"rc = app.main({argv!r})\n"
+            "print(rc, ' '.join(m.rsplit('.', 1)[1] for m in sys.modules "
+            "if m.startswith('builder.cli.')))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                         text=True, check=True).stdout.strip().splitlines()[-1]
+    rc, _, names = out.partition(" ")
+    return int(rc), set(names.split())
+
+
+def test_build_imports_only_the_build_command() -> None:
+    for argv in (["build", "--help"], ["--root", "/nonexistent", "-f", "x", "--help"]):
+        rc, names = _modules_after(argv)
+        assert rc == 0 and "build_cmd" in names
+        assert not names & set(OTHERS), (argv, names & set(OTHERS))
+
+
+def test_other_commands_get_the_whole_tree() -> None:
+    rc, names = _modules_after(["--help"])
+    assert rc == 0 and set(OTHERS) <= names
+    rc, names = _modules_after(["images", "--help"])
+    assert rc == 0 and set(OTHERS) <= names
+
+
+def test_default_command_inserted_for_options(capsys) -> None:
+    from builder.cli import app
+
+    assert app.main(["-f", "Dockerfile", "--bogus-flag", "."]) == 2
+    err = capsys.readouterr().err
+    assert "pybuild build" in err and "--bogus-flag" in err
