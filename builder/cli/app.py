@@ -19,6 +19,14 @@ from builder.errors import PybuildError
 # introspecting every other command cost ~0.1 s of CPU on each run.
 _MODULES = ("parse_cmd", "graph_cmd", "image_cmds", "sandbox_cmds", "build_cmd", "run_cmd",
             "lint_cmd")
+# Which module registers each command, so one command's run imports only its own module
+# (a test keeps this equal to the whole tree).
+_MODULE_OF = {
+    "parse": "parse_cmd", "graph": "graph_cmd", "info": "sandbox_cmds", "build": "build_cmd",
+    "run": "run_cmd", "lint": "lint_cmd",
+    **{name: "image_cmds" for name in ("images", "inspect", "history", "tag", "rmi", "save",
+                                        "load", "import", "prune")},
+}
 
 
 def _version(value: bool) -> None:
@@ -77,17 +85,17 @@ def __getattr__(name: str) -> Any:
 
 def _command_for(argv: list[str]) -> tuple[list[str], Any]:
     """The arguments to run (default command inserted) and the command tree to run them on:
-    a tree with only `build` when the first word is `build` or an option (no command name
-    starts with `-`, so `_with_default_command` would insert `build`), else the whole tree."""
+    a tree with only the named command's module (an option first means `build`: no command
+    name starts with `-`), else — no word, help, version, an unknown word — the whole tree."""
     i = 0
     while i < len(argv) and (argv[i] == "--root" or argv[i].startswith("--root=")):
         i += 2 if argv[i] == "--root" else 1
     if argv and argv[0] not in ("-h", "--help", "--version") and i < len(argv) and \
-            "_COMMAND" not in globals() and \
-            (argv[i] == "build" or argv[i].startswith("-")):
-        if argv[i] != "build":
+            "_COMMAND" not in globals():
+        if argv[i].startswith("-"):
             argv = [*argv[:i], "build", *argv[i:]]
-        return argv, _make_command(("build_cmd",))
+        if argv[i] in _MODULE_OF:
+            return argv, _make_command((_MODULE_OF[argv[i]],))
     full = _full()
     return _with_default_command(argv), full
 

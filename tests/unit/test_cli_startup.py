@@ -29,11 +29,26 @@ def test_build_imports_only_the_build_command() -> None:
         assert not names & set(OTHERS), (argv, names & set(OTHERS))
 
 
-def test_other_commands_get_the_whole_tree() -> None:
+def test_help_and_unknown_words_get_the_whole_tree() -> None:
     rc, names = _modules_after(["--help"])
     assert rc == 0 and set(OTHERS) <= names
-    rc, names = _modules_after(["images", "--help"])
-    assert rc == 0 and set(OTHERS) <= names
+
+
+def test_a_command_imports_only_its_own_module() -> None:
+    for argv, own in ((["images", "--help"], "image_cmds"), (["lint", "--help"], "lint_cmd"),
+                      (["parse", "--help"], "parse_cmd")):
+        rc, names = _modules_after(argv)
+        assert rc == 0 and own in names
+        assert not names & (set(OTHERS) - {own}), (argv, names & set(OTHERS))
+
+
+def test_the_command_map_matches_the_whole_tree() -> None:
+    from builder.cli import app
+
+    tree = app._make_command(app._MODULES)
+    assert set(app._MODULE_OF) == set(tree.commands)
+    for name, module in app._MODULE_OF.items():
+        assert name in app._make_command((module,)).commands
 
 
 def test_default_command_inserted_for_options(capsys) -> None:
