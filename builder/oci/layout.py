@@ -15,6 +15,7 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import tarfile
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -309,19 +310,8 @@ def write_layout(store: Store, path: str | os.PathLike[str], manifest_digest: Di
         dest = blob_dir / b.digest.hex
         if dest.exists():
             continue
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=blob_dir)
-        try:
-            with os.fdopen(fd, "wb") as out, store.open_blob(b.digest) as src:
-                while block := src.read(1 << 20):
-                    out.write(block)
-                out.flush()
-                os.fsync(out.fileno())
-            os.chmod(tmp, 0o644)
-            os.rename(tmp, dest)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
+        with _atomic_file(dest) as out, store.open_blob(b.digest) as src:
+            shutil.copyfileobj(src, out, 1 << 20)
     fsync_dir(blob_dir)
     manifests: list[Descriptor] = []
     index_path = root / "index.json"

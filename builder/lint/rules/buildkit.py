@@ -18,7 +18,7 @@ from builder.errors import Severity
 from builder.lint.context import Context
 from builder.lint.finding import Finding
 from builder.lint.rule import rule
-from builder.lint.rules.common import unquote
+from builder.lint.rules.common import declared_names, unquote
 from builder.syntax import nodes as n
 
 W, N = Severity.WARNING, Severity.INFO
@@ -367,16 +367,11 @@ _PUBLIC = re.compile(r"(?i)(?:_|^)public(?:_|$)")
       good="RUN --mount=type=secret,id=api_token ./deploy.sh")
 def secrets_in_arg_env(ctx: Context) -> Iterator[Finding]:
     for it in ctx.items:
-        ins = it.instr
-        names: list[str] = []
-        if isinstance(ins, n.Arg):
-            names = [d.name for d in ins.decls]
-        elif isinstance(ins, n.Env):
-            names = [kv.key for kv in ins.pairs]
+        names = declared_names(it.instr)
         for name in names:
             if _SECRET.search(name) and not _PUBLIC.search(name):
                 yield ctx.finding("SecretsUsedInArgOrEnv", it, "Do not use ARG or ENV "
-                                  f'instructions for sensitive data ({ins.keyword} "{name}")')
+                                  f'instructions for sensitive data ({it.instr.keyword} "{name}")')
 
 
 def _expand_defaults(text: str, args: dict[str, str | None]) -> str:

@@ -74,3 +74,12 @@ def has_cache_dir(ins: n.Instruction, directory: str) -> bool:
 
 def is_variable(text: str) -> bool:
     return unquote(text).startswith("$")
+
+
+def declared_names(ins: n.Instruction) -> list[str]:
+    """The variable names an ARG or ENV instruction declares (none for other instructions)."""
+    if isinstance(ins, n.Arg):
+        return [d.name for d in ins.decls]
+    if isinstance(ins, n.Env):
+        return [kv.key for kv in ins.pairs]
+    return []

@@ -11,7 +11,7 @@ from builder.errors import Severity
 from builder.lint.context import Context
 from builder.lint.finding import Finding
 from builder.lint.rule import rule
-from builder.lint.rules.common import image_ref, mounts, unquote
+from builder.lint.rules.common import declared_names, image_ref, mounts, unquote
 from builder.syntax import nodes as n
 
 E, W, N, S = Severity.ERROR, Severity.WARNING, Severity.INFO, Severity.STYLE
@@ -472,12 +472,7 @@ def is_secret_name(name: str) -> bool:
       bad="ARG AWS_SECRET_ACCESS_KEY", good="RUN --mount=type=secret,id=aws ./deploy.sh")
 def dl3064(ctx: Context) -> Iterator[Finding]:
     for it in ctx.items:
-        ins = it.instr
-        names: list[str] = []
-        if isinstance(ins, n.Arg):
-            names = [d.name for d in ins.decls]
-        elif isinstance(ins, n.Env):
-            names = [kv.key for kv in ins.pairs]
+        names = declared_names(it.instr)
         if any(is_secret_name(x) for x in names):
             yield ctx.finding("DL3064", it)
 
