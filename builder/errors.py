@@ -45,6 +45,27 @@ class Diagnostic:
     url: str | None = None
     line_text: str | None = None
 
+    def render(self) -> str:
+        """The text people read (no trailing newline): `file:line:col: severity CODE:
+        message`, the line with a caret under the span, the hint and the docs address."""
+        where = f"{self.span}: " if self.span else ""
+        out = [f"{where}{self.severity.value} {self.code}: {self.message}"]
+        if self.span and self.line_text is not None:
+            text = self.line_text.expandtabs(1)
+            gutter = f"{self.span.line:>5} | "
+            out.append(gutter + text)
+            start = max(self.span.column, 1)
+            if self.span.end_line == self.span.line:
+                width = max(self.span.end_column - start, 1)
+            else:
+                width = max(len(text) - start + 1, 1)
+            out.append(" " * (len(gutter) - 2) + "| " + " " * (start - 1) + "^" * width)
+        if self.hint:
+            out.append(f"hint: {self.hint}")
+        if self.url:
+            out.append(f"see: {self.url}")
+        return "\n".join(out)
+
 
 class PybuildError(Exception):
     """Base of every error pybuild reports to users. Never shown as a traceback."""

@@ -125,11 +125,10 @@ def register(app: typer.Typer) -> None:
             iidfile=iidfile, metadata_file=metadata_file, environ=dict(os.environ))
         if check:
             from builder.api import check as run_check
-            from builder.cli.render import format_diagnostic
 
             found = run_check(opts)
             for diag in found:
-                print(format_diagnostic(diag), file=sys.stderr)
+                print(diag.render(), file=sys.stderr)
             if not found:
                 print("Check complete, no warnings found.", file=sys.stderr)
             return 1 if found else 0

@@ -102,7 +102,6 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Print the planned build DAG: stages, steps, edges; pruned stages are marked."""
         from builder.cli.graph_render import to_dot, to_json, to_mermaid
-        from builder.cli.render import format_diagnostic
         from builder.source import SourceText
 
         dockerfile, plan = load_plan(file, context, target, build_arg, platform)
@@ -111,4 +110,4 @@ def register(app: typer.Typer) -> None:
                   GraphFormat.json: to_json}[format]
         sys.stdout.write(render(plan, source))
         for warning in plan.warnings:
-            print(format_diagnostic(warning), file=sys.stderr)
+            print(warning.render(), file=sys.stderr)

@@ -17,11 +17,9 @@ _COLORS = {"error": "\033[1;31m", "warning": "\033[1;33m", "info": "\033[1;36m",
 
 
 def _tty(findings: list, color: bool) -> str:  # type: ignore[type-arg]
-    from builder.cli.render import format_diagnostic
-
     out = []
     for f in findings:
-        text = format_diagnostic(f.to_diagnostic())
+        text = f.to_diagnostic().render()
         if color:
             level = f.severity.value
             text = text.replace(f"{level} {f.code}:", f"{_COLORS[level]}{level}\033[0m "

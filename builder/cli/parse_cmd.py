@@ -8,7 +8,6 @@ from typing import Annotated
 
 import typer
 
-from builder.cli.render import format_diagnostic
 from builder.errors import UsageError
 
 
@@ -46,7 +45,7 @@ def register(app: typer.Typer) -> None:
                              hint="name the Dockerfile with -f PATH, or pass - for stdin")
         dockerfile = parse_file("-" if source == "-" else file, strict=strict)
         for warning in dockerfile.warnings:
-            print(format_diagnostic(warning), file=sys.stderr)
+            print(warning.render(), file=sys.stderr)
         out = buildkit_dump(dockerfile) if format is Format.buildkit else json_dump(dockerfile)
         sys.stdout.buffer.write(out.encode("utf-8", "surrogateescape"))
         sys.stdout.flush()

@@ -10,7 +10,6 @@ import time
 from typing import TextIO
 
 from builder import events
-from builder.cli.render import format_diagnostic
 
 MODES = ("auto", "tty", "plain", "quiet", "json")
 
@@ -41,7 +40,7 @@ class PlainProgress:
             else:
                 self._out(f"#{ev.vertex} DONE {ev.duration:.1f}s")
         elif isinstance(ev, events.Warning):
-            self._out(format_diagnostic(ev.diagnostic))
+            self._out(ev.diagnostic.render())
         elif isinstance(ev, events.Message):
             self._out(f"=> {ev.text}")
         elif isinstance(ev, events.BuildFinished):
@@ -86,7 +85,7 @@ class TtyProgress:
                 status = "ERROR" if ev.error else f"{ev.duration:5.1f}s"
                 write(f" => {ev.name} {status}", file=self.stream)
             elif isinstance(ev, events.Warning):
-                write(format_diagnostic(ev.diagnostic), file=self.stream)
+                write(ev.diagnostic.render(), file=self.stream)
             elif isinstance(ev, events.Message):
                 write(f" => {ev.text}", file=self.stream)
             elif isinstance(ev, events.BuildFinished):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from builder.cli import app as cli_app
-from builder.cli.render import format_diagnostic
 from builder.errors import Diagnostic, Severity
 from builder.source import Span
 
@@ -21,7 +20,7 @@ def test_unknown_option_is_usage_error(capsys) -> None:
 def test_diagnostic_has_location_line_and_caret() -> None:
     diag = Diagnostic("E1", Severity.ERROR, "bad thing", Span("Dockerfile", 3, 5, 3, 8),
                       hint="do this", line_text="RUN fooo")
-    text = format_diagnostic(diag)
+    text = diag.render()
     lines = text.splitlines()
     assert lines[0] == "Dockerfile:3:5: error E1: bad thing"
     assert lines[1].endswith("| RUN fooo")
