@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from builder import buildrecord, events
+from builder import buildrecord, buildstamp, events
 from builder.digest import Fingerprint
 from builder.errors import Diagnostic, DockerfileError, ImageError, Severity, UsageError
 from builder.executor import ResolvedImage, SolveOptions, StepFailed, commit_stage, solve
@@ -202,11 +202,14 @@ def _created(store: Store, bp: BuildPlan, root_key: str, opts: BuildOptions) -> 
 
 def _save_record(store: Store, bp: BuildPlan, results: Mapping[StepId, Any],
                  names: Mapping[StepId, str], opts: BuildOptions, text: str,
-                 result: BuildResult) -> None:
-    """Remember what this build depended on for the warm-rebuild fast path
-    (builder.buildrecord); skipped when a base image came from a file reference."""
+                 result: BuildResult, warnings: tuple[str, ...],
+                 tags: Mapping[str, str]) -> None:
+    """Remember what this build depended on, and the warnings it showed, for the
+    warm-rebuild fast path (builder.buildrecord, builder.buildstamp); skipped when a base
+    image came from a file reference."""
     images: list[tuple[str, str]] = []
     contexts: list[tuple[str, tuple[str, ...], tuple[str, ...], str]] = []
+    stamps: dict[str, buildstamp.Stamp | None] = {}
     for sid, res in results.items():
         step = bp.steps[sid]
         if isinstance(step, ImageSource) and not step.is_scratch:
@@ -215,15 +218,17 @@ def _save_record(store: Store, bp: BuildPlan, results: Mapping[StepId, Any],
             images.append((step.ref, str(res.base.manifest_digest)))
         elif isinstance(step, ContextSource):
             contexts.append((sid, step.includes, step.excludes, res.key))
+            stamps.update(res.context.stamps)
     shown = tuple(names[sid] for sid in bp.topological(bp.target_stage.root)
                   if sid in names and not isinstance(bp.steps[sid], ContextSource | ImageSource))
-    key = buildrecord.request_key(
-        dockerfile_text=text.encode(), dockerfile_path=opts.dockerfile, context=opts.context,
-        build_args=opts.build_args, environ=opts.environ, target=opts.target,
-        labels=opts.labels, source_date_epoch=opts.source_date_epoch, network=opts.network)
+    key = buildstamp.request_key(
+        dockerfile_text=text.encode(), dockerfile_path=opts.dockerfile,
+        context=str(opts.context), build_args=opts.build_args, environ=opts.environ,
+        target=opts.target, labels=opts.labels, source_date_epoch=opts.source_date_epoch,
+        network=opts.network)
     buildrecord.save(store, key, buildrecord.BuildRecord(
         result.manifest_digest, result.config_digest, tuple(sorted(images)),
-        tuple(sorted(contexts)), shown))
+        tuple(sorted(contexts)), shown, warnings), opts.context, stamps, tags)
 
 
 def checks(df: Dockerfile) -> tuple[Diagnostic, ...]:
@@ -286,7 +291,8 @@ def build(store: Store, opts: BuildOptions, sink: events.Sink = events.discard) 
         raise UsageError(f"build context {opts.context} is not a directory")
     path, text = _read_dockerfile(opts)
     df = parse_dockerfile(text, path)
-    for diag in _cached_checks(store, text, df):
+    shown: list[Diagnostic] = list(_cached_checks(store, text, df))
+    for diag in shown:
         sink(events.Warning(diag))
     try:
         _, excludes = load_ignore(opts.context, None if opts.dockerfile in (None, "-")
@@ -302,10 +308,11 @@ def build(store: Store, opts: BuildOptions, sink: events.Sink = events.discard) 
                               parse=parse_dockerfile))
     for w in bp.warnings:
         if isinstance(w, Diagnostic) and w.severity in (Severity.ERROR, Severity.WARNING):
+            shown.append(w)
             sink(events.Warning(w))
     stage = bp.target_stage
     names = step_names(df, bp)
-    names_out: list[str] = []
+    tags: dict[str, str] = {}  # -t text → the name it sets
     for t in opts.tags:
         try:
             ref = parse(t)
@@ -313,7 +320,8 @@ def build(store: Store, opts: BuildOptions, sink: events.Sink = events.discard) 
             raise UsageError(f"invalid tag {t!r}: {e}") from None
         if ref.transport is not Transport.NAME:
             raise UsageError(f"invalid tag {t!r}: not an image name")
-        names_out.append(ref.name)
+        tags[t] = ref.name
+    names_out = list(dict.fromkeys(tags.values()))
     sde = opts.source_date_epoch
     options = SolveOptions(context_dir=opts.context, resolve_image=resolver,
                            no_cache=opts.no_cache,
@@ -362,7 +370,8 @@ def build(store: Store, opts: BuildOptions, sink: events.Sink = events.discard) 
         atomic_write(Path(opts.metadata_file),
                      (json.dumps(meta, indent=2, sort_keys=True) + "\n").encode())
     if not opts.no_cache and opts.pull != "always":
-        _save_record(store, bp, solution.results, names, opts, text, result)
+        _save_record(store, bp, solution.results, names, opts, text, result,
+                     tuple(d.render() for d in shown), tags)
     sink(events.BuildFinished(manifest_digest, result.config_digest, result.duration,
                               solution.stats.cached, solution.stats.total))
     return result

@@ -1,55 +1,28 @@
 """Whole-build records: what a finished build depended on, so an unchanged rebuild can be
 answered without parsing, planning or solving (the warm-rebuild fast path).
 
-A record is keyed by `request_key` — the Dockerfile bytes, both candidate ignore files, the
-resolved build args, target, labels, SOURCE_DATE_EPOCH, the RUN network and platform — and
-lists the build's base images (name → manifest digest) and context selections (StepId,
-includes, excludes, cache key). It is valid only while every base name still resolves to the
-same digest and every context selection still fingerprints to the same key (content, mode,
-owner; never mtime), which is exactly when the slow path would find every step cached and
-assemble the same image.
-Records live in the store's cache (they are CacheRecords with no layer).
+A record is keyed by `buildstamp.request_key` — the Dockerfile bytes, both candidate ignore
+files, the resolved build args, target, labels, SOURCE_DATE_EPOCH, the RUN network and
+platform — and lists the build's base images (name → manifest digest) and context selections
+(StepId, includes, excludes, cache key). It is valid only while every base name still resolves
+to the same digest and every context selection still fingerprints to the same key (content,
+mode, owner; never mtime), which is exactly when the slow path would find every step cached
+and assemble the same image. Records live in the store's cache (they are CacheRecords with no
+layer); beside each, its build stamps (builder.buildstamp) answer the commonest case — nothing
+on disk touched at all — without even this module.
 """
 
 from __future__ import annotations
 
 import os
-import platform
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from builder.digest import Digest, Fingerprint
+from builder import buildstamp
+from builder.digest import Digest
 from builder.store import CacheRecord, Store
-
-VERSION = "pybuild.buildrecord/v1"
-
-
-def request_key(*, dockerfile_text: bytes, dockerfile_path: str | None, context: Path,
-                build_args: Sequence[tuple[str, str | None]], environ: Mapping[str, str],
-                target: str | None, labels: Sequence[tuple[str, str]],
-                source_date_epoch: int | None, network: str = "default") -> str:
-    """The key of a build request (see the module docstring). Bare `--build-arg K` values are
-    taken from `environ`, as the planner does; `network` is `--network` (default = host)."""
-    parts: list[str | bytes] = [VERSION, dockerfile_text, platform.machine()]
-    candidates = [context / ".dockerignore"]
-    if dockerfile_path and dockerfile_path != "-":
-        df = Path(dockerfile_path)
-        candidates.insert(0, df.with_name(df.name + ".dockerignore"))
-    for c in candidates:
-        try:
-            parts += [str(c), c.read_bytes()]
-        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
-            parts += [str(c), "-"]
-    for k, v in build_args:
-        parts += ["arg", k, v if v is not None else ("env:" + environ.get(k, "\0unset"))]
-    parts += ["target", target or "", "sde", "" if source_date_epoch is None
-              else str(source_date_epoch)]
-    for k, v in labels:
-        parts += ["label", k, v]
-    parts += ["network", "host" if network in ("default", "host") else network]
-    return Fingerprint.of_parts(*parts).hex
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,22 +34,39 @@ class BuildRecord:
     images: tuple[tuple[str, str], ...]                       # (name, manifest digest)
     contexts: tuple[tuple[str, tuple[str, ...], tuple[str, ...], str], ...]
     names: tuple[str, ...] = ()                               # cached step names, in order
+    warnings: tuple[str, ...] = ()                            # rendered, as the build showed
 
     def to_json(self) -> dict[str, Any]:
         return {"manifest": self.manifest, "config": self.config,
                 "images": [list(i) for i in self.images],
                 "contexts": [[s, list(inc), list(exc), k] for s, inc, exc, k in self.contexts],
-                "names": list(self.names)}
+                "names": list(self.names), "warnings": list(self.warnings)}
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> BuildRecord:
         return cls(d["manifest"], d["config"], tuple((a, b) for a, b in d["images"]),
                    tuple((s, tuple(inc), tuple(exc), k) for s, inc, exc, k in d["contexts"]),
-                   tuple(d.get("names") or ()))
+                   tuple(d.get("names") or ()), tuple(d.get("warnings") or ()))
 
 
-def save(store: Store, key: str, record: BuildRecord) -> None:
+def save(store: Store, key: str, record: BuildRecord, context: Path,
+         stamps: Mapping[str, buildstamp.Stamp | None], tags: Mapping[str, str]) -> None:
+    """Store `record` and its build stamps. `stamps` are those of the context paths the build
+    read; `tags` maps each `-t` text to the name it set (already pointing at the image)."""
     store.put_cache(CacheRecord(f"build-{key}", None, {"build": record.to_json()}))
+    save_stamps(store, key, record, context, stamps, tags)
+
+
+def save_stamps(store: Store, key: str, record: BuildRecord, context: Path,
+                stamps: Mapping[str, buildstamp.Stamp | None], tags: Mapping[str, str]) -> None:
+    """(Re)write the build stamps of `record` (see `save`); removes them when a stamp is not
+    settled yet, so the next rebuild takes the content check and stamps again."""
+    every: dict[str, buildstamp.Stamp | str | None] = dict(stamps)
+    for path in (store.images_file, store.blob_path(Digest.parse(record.manifest))):
+        every[str(path)] = buildstamp.content_stamp(str(path))
+    answer = {"manifest": record.manifest, "config": record.config, "names": record.names,
+              "warnings": record.warnings, "tags": dict(tags)}
+    store.put_stamps(key, buildstamp.encode(context, answer, every))
 
 
 def load(store: Store, key: str) -> BuildRecord | None:
@@ -89,9 +79,11 @@ def load(store: Store, key: str) -> BuildRecord | None:
         return None
 
 
-def still_valid(store: Store, record: BuildRecord, context: Path) -> bool:
+def still_valid(store: Store, record: BuildRecord, context: Path,
+                stamps: dict[str, buildstamp.Stamp | None] | None = None) -> bool:
     """True when the record's image is stored, its base names resolve to the same digests and
-    its context selections fingerprint to the same keys."""
+    its context selections fingerprint to the same keys. `stamps` (when given) receives the
+    stamps of the context paths read on the way."""
     from builder.context import BuildContext
     from builder.executor.cachekey import context_key
     from builder.oci.reference import Transport, parse
@@ -113,9 +105,12 @@ def still_valid(store: Store, record: BuildRecord, context: Path) -> bool:
     with store.stat_memo() as memo:
         for step_id, includes, excludes, key in record.contexts:
             try:
-                prints = BuildContext(context, excludes).fingerprint(includes, memo)
+                ctx = BuildContext(context, excludes)
+                prints = ctx.fingerprint(includes, memo)
             except (OSError, ValueError):
                 return False
+            if stamps is not None:
+                stamps.update(ctx.stamps)
             if context_key(step_id, prints) != key:
                 return False
     return True

@@ -17,6 +17,10 @@ cache sees what is copied, not the link. Symlinks found below a copied directory
 Fingerprints cover path, type, permission bits, uid, gid, symlink target and content — never
 timestamps or inode numbers (DESIGN.md §3). A file is re-read only when its
 (size, mtime_ns, ino, ctime_ns) stamp changed since it was last hashed.
+
+Every path a selection looks at — each listed directory, each selected entry, each symlink
+followed — is also recorded in `stamps` (builder.buildstamp): while none of them changes, the
+same selection gives the same fingerprints, which lets an unchanged rebuild skip even this walk.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from pathlib import Path
 
 import xxhash
 
+from builder import buildstamp
 from builder.executor.cachekey import EntryPrint
 from builder.patternmatcher import MatchInfo, PatternMatcher, go_filepath_match
 from builder.store import StatMemo
@@ -90,13 +95,35 @@ def follow_links(rel: str, readlink: Callable[[str], str | None]) -> str | None:
 
 class BuildContext:
     """A directory read as a build context. `excludes` are .dockerignore patterns (empty =
-    everything). Thread-safe for reading; the memo is used from one thread at a time."""
+    everything). Thread-safe for reading; the memo is used from one thread at a time.
+    `stamps` maps every host path read so far to its buildstamp stamp (None: absent)."""
 
     def __init__(self, root: str | os.PathLike[str], excludes: Sequence[str] = ()) -> None:
         # absolute: host paths key the store-wide stat memo, so `ctx/x` seen from two working
         # directories must not be one entry
         self.root = Path(os.path.abspath(root))
         self.matcher = PatternMatcher(list(excludes)) if excludes else None
+        self.stamps: dict[str, buildstamp.Stamp | None] = {}
+
+    # --- host access: every lookup is stamped ----------------------------------------------
+    def _lstat(self, host: str) -> os.stat_result | None:
+        try:
+            st = os.lstat(host)
+        except (FileNotFoundError, NotADirectoryError):
+            self.stamps[host] = None
+            return None
+        self.stamps[host] = buildstamp.stamp_of(st)
+        return st
+
+    def _is_dir(self, host: str) -> bool:
+        """A real directory (not a symlink to one)."""
+        st = self._lstat(host)
+        return st is not None and stat.S_ISDIR(st.st_mode)
+
+    def _listdir(self, host: str) -> list[str]:
+        """Sorted names in a directory; raises NotADirectoryError/FileNotFoundError."""
+        self._lstat(host)  # its mtime changes when an entry is added, removed or renamed
+        return sorted(os.listdir(host))
 
     # --- selection -------------------------------------------------------------------------
     def _excluded(self, rel: str, parent: MatchInfo | None) -> tuple[bool, MatchInfo | None]:
@@ -109,7 +136,8 @@ class BuildContext:
         Only non-symlink directories are ever traversed on the host."""
         def readlink(cand: str) -> str | None:
             host = os.path.join(self.root, cand)
-            return os.readlink(host) if os.path.islink(host) else None
+            st = self._lstat(host)
+            return os.readlink(host) if st is not None and stat.S_ISLNK(st.st_mode) else None
 
         return follow_links(rel, readlink)
 
@@ -119,20 +147,22 @@ class BuildContext:
         `host` is the directory's path on disk when `rel` was reached through a symlink."""
         base = host if host is not None else (self.root / rel if rel else self.root)
         try:
-            with os.scandir(base) as it:
-                names = sorted(e.name for e in it)
+            names = self._listdir(str(base))
         except (NotADirectoryError, FileNotFoundError):
             return
         for name in names:
             crel = f"{rel}/{name}" if rel else name
             path = os.path.join(base, name)
-            st = os.lstat(path)
             excluded, child_info = self._excluded(crel, info)
-            is_dir = stat.S_ISDIR(st.st_mode)
-            if excluded:
-                if is_dir and self.matcher is not None and self.matcher.exclusions:
-                    yield from self.walk(crel, child_info, path)
+            if excluded:  # not stamped: nothing of an excluded entry is read...
+                if self.matcher is not None and self.matcher.exclusions and \
+                        stat.S_ISDIR(os.lstat(path).st_mode):
+                    yield from self.walk(crel, child_info, path)  # ...but what `!` brings back
                 continue
+            st = self._lstat(path)
+            if st is None:  # removed while we walked
+                continue
+            is_dir = stat.S_ISDIR(st.st_mode)
             yield Entry(crel, path, st)
             if is_dir:
                 yield from self.walk(crel, child_info, path)
@@ -145,25 +175,28 @@ class BuildContext:
         is excluded: symlinks are followed inside the root (see the module docstring), so
         `host`/`st` are the target's while `path` stays `rel`."""
         if not rel:
-            return Entry("", str(self.root), os.lstat(self.root))
+            return self._root_entry()
         if self.is_excluded(rel):
             return None
         resolved = self.resolve(rel)
         if resolved is None or (resolved != rel and resolved and self.is_excluded(resolved)):
             return None
         host = os.path.join(self.root, resolved) if resolved else str(self.root)
-        try:
-            st = os.lstat(host)
-        except (FileNotFoundError, NotADirectoryError):
-            return None
-        return Entry(rel, host, st)
+        st = self._lstat(host)
+        return Entry(rel, host, st) if st is not None else None
+
+    def _root_entry(self) -> Entry:
+        st = self._lstat(str(self.root))
+        if st is None:
+            raise FileNotFoundError(f"build context {self.root} is gone")
+        return Entry("", str(self.root), st)
 
     def expand(self, pattern: str) -> list[Entry]:
         """The entries one COPY source names: the literal path, or every path at that depth
         matching the wildcard pattern (sorted). Excluded entries never match."""
         pattern = posixpath.normpath("/" + pattern).lstrip("/")  # lexically, as BuildKit
         if pattern in ("", "."):
-            return [Entry("", str(self.root), os.lstat(self.root))]
+            return [self._root_entry()]
         if not has_magic(pattern):
             e = self.entry(pattern)
             return [e] if e is not None else []
@@ -178,7 +211,7 @@ class BuildContext:
 
         def visit(rel: str, host: str, level: int) -> None:
             try:
-                names = sorted(os.listdir(host))
+                names = self._listdir(host)
             except (NotADirectoryError, FileNotFoundError):
                 return
             for name in names:
@@ -193,13 +226,13 @@ class BuildContext:
                 # a directory on the way: followed inside the root, exclusions apply below
                 resolved = self.resolve(crel)
                 sub = os.path.join(self.root, resolved) if resolved is not None else None
-                if sub is not None and os.path.isdir(sub) and not os.path.islink(sub):
+                if sub is not None and self._is_dir(sub):
                     visit(crel, sub, level + 1)
 
         start = "/".join(fixed)
         resolved = self.resolve(start)
         top = os.path.join(self.root, resolved) if resolved is not None else None
-        if top is None or not os.path.isdir(top) or os.path.islink(top):
+        if top is None or not self._is_dir(top):
             return []
         visit(start, top, len(fixed))
         return out
@@ -241,3 +274,4 @@ class BuildContext:
             else:
                 out.append(EntryPrint(e.path, "o", st.st_mode, st.st_uid, st.st_gid))
         return out
+

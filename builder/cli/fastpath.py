@@ -1,14 +1,19 @@
-"""The warm-rebuild fast path of `pybuild [build] …`: when a build record says nothing the
-build depends on changed (builder.buildrecord), tag and report the recorded image without
-importing the parser, the planner, the executor or typer. Anything unusual — an option this
-parser does not know, --no-cache, outputs, stdin, a stale record — falls through to the full
-build, which gives the same answer the slow way."""
+"""The warm-rebuild fast path of `pybuild [build] …`: when nothing a finished build depended
+on changed, tag and report its image without importing the parser, the planner, the executor
+or typer. First the build stamps (builder.buildstamp: one lstat per path the build read, before
+anything else of pybuild is imported), then the build record's content check
+(builder.buildrecord: for a fresh checkout, whose files are new but equal). Anything unusual —
+an option this parser does not know, --no-cache, outputs, stdin, a stale record — falls
+through to the full build, which gives the same answer the slow way."""
 
 from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
+
+TYPE_CHECKING = False  # typing, collections.abc and pathlib cost milliseconds at start-up
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 # option → (destination, takes a value); only what the fast path can honour exactly
 _OPTIONS = {
@@ -98,15 +103,17 @@ def try_fast(argv: list[str]) -> int | None:
         return None
 
 
-def _answer(opts: dict[str, object], root: str | None, progress: str) -> int | None:
-    from builder import buildrecord
-    from builder.oci.reference import Transport, parse
-    from builder.store import Store, atomic_write, resolve_root
+def _answer(opts: dict[str, object], root_opt: str | None, progress: str) -> int | None:
+    """Tier 1: the build stamps (builder.buildstamp) say nothing on disk changed. Tier 2: the
+    build record's content check (builder.buildrecord) says nothing that matters changed —
+    and stamps again, so the next rebuild takes tier 1."""
+    from builder import buildstamp
+    from builder.storeroot import resolve_root
 
-    context = Path(str(opts["context"]))
-    file = opts.get("file")
-    df_path = Path(str(file)) if file else context / "Dockerfile"
-    text = df_path.read_text(encoding="utf-8")
+    context = str(opts["context"])
+    file = str(opts["file"]) if opts.get("file") else None
+    with open(file or os.path.join(context, "Dockerfile"), encoding="utf-8") as f:
+        text = f.read()  # as the full build reads it (universal newlines)
     build_args: list[tuple[str, str | None]] = []
     for v in opts["build_arg"]:  # type: ignore[attr-defined]
         k, sep, val = str(v).partition("=")
@@ -120,39 +127,68 @@ def _answer(opts: dict[str, object], root: str | None, progress: str) -> int | N
             return None
         labels.append((k, val))
     sde_text = opts.get("sde") or os.environ.get("SOURCE_DATE_EPOCH") or None
-    sde = int(str(sde_text)) if sde_text is not None else None
-    names: list[str] = []
-    for t in opts["tag"]:  # type: ignore[attr-defined]
-        ref = parse(str(t))
+    key = buildstamp.request_key(
+        dockerfile_text=text.encode(), dockerfile_path=file, context=context,
+        build_args=build_args, environ=os.environ,
+        target=str(opts["target"]) if opts.get("target") else None, labels=labels,
+        source_date_epoch=int(str(sde_text)) if sde_text is not None else None,
+        network=str(opts.get("network", "default")))
+    root = resolve_root(root_opt)
+    tags = [str(t) for t in opts["tag"]]  # type: ignore[attr-defined]
+    answer = buildstamp.check(root, key, context)
+    if answer is not None and not opts.get("iidfile"):
+        known: dict[str, str] = answer["tags"]  # type: ignore[assignment]
+        if all(t in known for t in tags):
+            _report(answer["config"], answer["names"], answer["warnings"],  # type: ignore[arg-type]
+                    [known[t] for t in tags], progress)
+            return 0
+    return _from_record(root, key, context, tags, opts, progress)
+
+
+def _from_record(root: str, key: str, context_dir: str, tags: list[str],
+                 opts: dict[str, object], progress: str) -> int | None:
+    from pathlib import Path
+
+    from builder import buildrecord, buildstamp
+    from builder.digest import Digest
+    from builder.oci.reference import Transport, parse
+    from builder.store import Store, atomic_write
+
+    names: dict[str, str] = {}
+    for t in tags:
+        ref = parse(t)
         if ref.transport is not Transport.NAME:
             return None
-        names.append(ref.name)
-    store = Store(resolve_root(root))
-    key = buildrecord.request_key(
-        dockerfile_text=text.encode(), dockerfile_path=str(file) if file else None,
-        context=context, build_args=build_args, environ=os.environ,
-        target=str(opts["target"]) if opts.get("target") else None, labels=labels,
-        source_date_epoch=sde, network=str(opts.get("network", "default")))
+        names[t] = ref.name
+    store = Store(root)
+    context = Path(context_dir)
     with store.in_use():
         record = buildrecord.load(store, key)
-        if record is None or not buildrecord.still_valid(store, record, context):
+        stamps: dict[str, buildstamp.Stamp | None] = {}
+        if record is None or not buildrecord.still_valid(store, record, context, stamps):
             return None
-        from builder.digest import Digest
-
-        for name in names:
+        for name in dict.fromkeys(names.values()):
             store.set_image(name, Digest.parse(record.manifest))
+        buildrecord.save_stamps(store, key, record, context, stamps, names)
     if opts.get("iidfile"):
         atomic_write(Path(str(opts["iidfile"])), record.config.encode())
+    _report(record.config, record.names, record.warnings, list(names.values()), progress)
+    return 0
+
+
+def _report(config: str, steps: Sequence[str], warnings: Sequence[str], names: Sequence[str],
+            progress: str) -> None:
+    """What the full build prints when every step is cached: its warnings, each step as
+    CACHED, the image ID on stdout."""
     if progress == "auto":
         progress = "tty" if sys.stderr.isatty() else "plain"
     if progress != "quiet":
-        lines = []
-        for n, name in enumerate(record.names, start=1):
+        lines = list(warnings)
+        for n, name in enumerate(steps, start=1):
             lines.append(f"#{n} {name}\n#{n} CACHED" if progress == "plain"
                          else f" => CACHED {name}")
-        lines.append(f"=> writing image {record.config} done ({len(record.names)}/"
-                     f"{len(record.names)} steps cached, build record)")
-        lines += [f"=> naming to {name}" for name in names]
+        lines.append(f"=> writing image {config} done ({len(steps)}/{len(steps)} steps "
+                     "cached, build record)")
+        lines += [f"=> naming to {name}" for name in dict.fromkeys(names)]
         sys.stderr.write("\n".join(lines) + "\n")
-    sys.stdout.write(record.config + "\n")
-    return 0
+    sys.stdout.write(config + "\n")

@@ -6,6 +6,7 @@ Layout under the root (see docs/store.md)::
     layers/<diff_id hex>.json  LayerRecord: the blobs (per compression) holding one layer
     images.json                image records: normalised name → manifest digest
     cache/<k[:2]>/<k>.json     CacheRecord per cache key (a Fingerprint string)
+    cache/<k[:2]>/build-<k>.stamps  a build's stat stamps (builder.buildstamp), marshal
     rootfs/<key>/              unpacked root filesystems (regenerable checkouts)
     tmp/                       temp files and dirs (same filesystem, so rename is atomic)
     locks/                     flock(2) files: gc.lock, images.lock, layers.lock, rootfs-<key>.lock
@@ -31,10 +32,11 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from builder.buildstamp import file_path as stamp_file
 from builder.digest import Digest
 from builder.errors import EnvironmentProblem, ImageError
 from builder.oci.model import ImageConfig, Index, canonical_json, parse_document
@@ -47,35 +49,13 @@ from builder.store.blobs import (
 )
 from builder.store.records import CacheRecord, LayerRecord, PruneReport
 from builder.store.statmemo import StatMemo
+from builder.storeroot import ENV_ROOT, SYSTEM_ROOT, default_root, resolve_root
 
 __all__ = [
     "ENV_ROOT", "SYSTEM_ROOT", "BlobWriter", "CacheRecord", "LayerRecord", "PruneReport",
     "ReadStream", "StatMemo", "Store", "VerifiedReader", "atomic_write", "default_root",
     "fsync_dir", "resolve_root",
 ]
-
-ENV_ROOT = "PYBUILD_ROOT"
-SYSTEM_ROOT = Path("/var/lib/pybuild")
-
-
-def default_root(environ: Mapping[str, str] | None = None, euid: int | None = None) -> Path:
-    """Where the store lives when `--root` is not given: $PYBUILD_ROOT, else /var/lib/pybuild
-    as root, else $XDG_DATA_HOME/pybuild (~/.local/share/pybuild)."""
-    env = os.environ if environ is None else environ
-    if env.get(ENV_ROOT):
-        return Path(env[ENV_ROOT])
-    if (os.geteuid() if euid is None else euid) == 0:
-        return SYSTEM_ROOT
-    xdg = env.get("XDG_DATA_HOME") or os.path.join(env.get("HOME") or os.path.expanduser("~"),
-                                                   ".local", "share")
-    return Path(xdg) / "pybuild"
-
-
-def resolve_root(option: str | os.PathLike[str] | None,
-                 environ: Mapping[str, str] | None = None) -> Path:
-    """The store root for a `--root` option value (None: `default_root`)."""
-    return Path(option) if option else default_root(environ)
-
 
 class Store:
     """A pybuild store rooted at `root` (created on first use). Thread- and process-safe."""
@@ -210,6 +190,8 @@ class Store:
             raise ImageError(f"cannot tag {name}: manifest {manifest} is not in the store")
         with self.lock("images"):
             images = self._read_images()
+            if images.get(name) == str(manifest):
+                return  # unchanged: leave images.json (and its build stamps) alone
             images[name] = str(manifest)
             atomic_write(self.images_file, canonical_json({"images": images}), self.tmp_root)
 
@@ -242,6 +224,16 @@ class Store:
         path = self._cache_file(rec.key)
         path.parent.mkdir(exist_ok=True)
         atomic_write(path, canonical_json(rec.to_json()), self.tmp_root)
+
+    def put_stamps(self, key: str, data: bytes | None) -> None:
+        """Write (None: remove) the build stamp file of request `key` (builder.buildstamp)."""
+        self._cache_file(key)  # the same key rules as a cache record
+        path = Path(stamp_file(self.root, key))
+        if data is None:
+            path.unlink(missing_ok=True)
+            return
+        path.parent.mkdir(exist_ok=True)
+        atomic_write(path, data, self.tmp_root)
 
     def cache_records(self) -> Iterator[CacheRecord]:
         for path in self.cache_root.glob("*/*.json"):
@@ -357,6 +349,8 @@ class Store:
                 for path in list(self.cache_root.glob("*/*.json")):
                     path.unlink()
                     n_cache += 1
+                for path in list(self.cache_root.glob("*/*.stamps")):
+                    path.unlink()
             keep_blobs, keep_layers = self._reachable()
             n_blobs = n_bytes = n_layers = n_rootfs = n_temp = 0
             for diff_id in list(self.layers()):

@@ -6,6 +6,8 @@ import os
 import sqlite3
 from pathlib import Path
 
+from builder.buildstamp import settled, stamp_of
+
 
 class StatMemo:
     """Remembers a file's content fingerprint keyed by its path and a stat stamp
@@ -31,7 +33,10 @@ class StatMemo:
         return None
 
     def put(self, path: str, st: os.stat_result, fingerprint: str) -> None:
-        self._pending.append((path, self.stamp(st), fingerprint))
+        """Remember `fingerprint` for `path` at stamp `st`, unless the file changed too
+        recently: a second write in the same timestamp tick would keep the stamp."""
+        if settled(stamp_of(st)):
+            self._pending.append((path, self.stamp(st), fingerprint))
 
     def commit(self) -> None:
         if self._pending:

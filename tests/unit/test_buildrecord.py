@@ -6,12 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from builder.buildrecord import request_key
+from builder.buildstamp import request_key
 
 
 def _key(ctx: Path, **over: Any) -> str:
     kw: dict[str, Any] = dict(dockerfile_text=b"FROM scratch\n", dockerfile_path=None,
-                              context=ctx, build_args=(("A", "1"), ("B", None)),
+                              context=str(ctx), build_args=(("A", "1"), ("B", None)),
                               environ={"B": "env"}, target=None, labels=(),
                               source_date_epoch=None, network="default")
     kw.update(over)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import time
 from pathlib import Path
 
 from tests.conftest import run_pybuild
@@ -28,3 +30,59 @@ def test_a_subcommand_named_like_a_built_directory_still_runs_the_command(
     listed = run_pybuild("--root", root, "images", cwd=tmp_path)
     assert listed.returncode == 0, listed.stderr
     assert "named" in listed.stdout and built.stdout.strip() not in listed.stdout
+
+
+def _imported(module: str, profile: str) -> bool:
+    """Whether PYTHONPROFILEIMPORTTIME's report (on stderr) lists `module`."""
+    return re.search(rf"\| +{re.escape(module)}$", profile, re.M) is not None
+
+
+def test_an_untouched_rebuild_is_answered_from_the_stamps(tmp_path: Path) -> None:
+    """Nothing touched: answered by the build stamps, before the store or the parser is
+    imported, with the build's warnings shown again. A rewrite with the same bytes: answered
+    by the record's content check instead. Both give the first build's image."""
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "a.txt").write_text("a\n")
+    (ctx / "Dockerfile").write_text("FROM scratch as base\nCOPY a.txt /a.txt\nCMD echo hi\n")
+    args = ("--root", str(tmp_path / "root"), "build", "--progress=plain", "-t", "st:1",
+            str(ctx))
+    first = run_pybuild(*args)
+    assert first.returncode == 0, first.stderr
+    image_id = first.stdout.strip()
+    time.sleep(2.1)  # let the context and images.json settle (buildstamp.SETTLE_NS)
+    second = run_pybuild(*args)  # the content check answers, and stamps
+    assert second.returncode == 0 and "build record" in second.stderr
+    profile = {"PYTHONPROFILEIMPORTTIME": "1"}
+    third = run_pybuild(*args, env=profile)
+    assert third.returncode == 0 and third.stdout.strip() == image_id
+    assert _imported("builder.buildstamp", third.stderr)
+    assert not _imported("builder.store", third.stderr)
+    for out in (second.stderr, third.stderr):
+        assert "warning FromAsCasing" in out and "warning JSONArgsRecommended" in out
+        assert "#1 [base 2/2] COPY a.txt /a.txt\n#1 CACHED" in out
+    (ctx / "a.txt").write_text("a\n")
+    rewritten = run_pybuild(*args, env=profile)
+    assert rewritten.returncode == 0 and rewritten.stdout.strip() == image_id
+    assert _imported("builder.store", rewritten.stderr) and "build record" in rewritten.stderr
+    retagged = run_pybuild(*args[:-2], "st:2", str(ctx), env=profile)
+    assert retagged.returncode == 0 and _imported("builder.store", retagged.stderr)
+    assert "naming to docker.io/library/st:2" in retagged.stderr
+
+
+def test_one_relative_context_in_two_places_gives_two_images(tmp_path: Path) -> None:
+    """`pybuild ctx` from two working directories: same request key, different files (of the
+    same size); the second must not be answered with the first's image."""
+    for place, text in (("one", "aaa"), ("two", "bbb")):
+        (tmp_path / place / "ctx").mkdir(parents=True)
+        (tmp_path / place / "ctx" / "f.txt").write_text(text)
+        (tmp_path / place / "ctx" / "Dockerfile").write_text("FROM scratch\nCOPY f.txt /\n")
+    root = str(tmp_path / "root")
+    one = run_pybuild("--root", root, "-q", "ctx", cwd=tmp_path / "one")
+    assert one.returncode == 0, one.stderr
+    time.sleep(2.1)
+    again = run_pybuild("--root", root, "-q", "ctx", cwd=tmp_path / "one")  # stamps now
+    assert again.stdout == one.stdout
+    two = run_pybuild("--root", root, "-q", "ctx", cwd=tmp_path / "two")
+    assert two.returncode == 0, two.stderr
+    assert two.stdout.strip() != one.stdout.strip()

@@ -16,6 +16,8 @@ LAYERS: dict[str, int] = {
     "builder.source": 0,
     "builder.errors": 0,
     "builder.digest": 0,
+    "builder.buildstamp": 0,
+    "builder.storeroot": 0,
     "builder.events": 0,
     "builder.syntax.nodes": 1,
     "builder.graph": 1,

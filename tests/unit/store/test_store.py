@@ -25,11 +25,11 @@ ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_default_root_rules():
-    assert default_root({"PYBUILD_ROOT": "/x"}, euid=1000) == Path("/x")
-    assert default_root({}, euid=0) == Path("/var/lib/pybuild")
-    assert default_root({"XDG_DATA_HOME": "/d"}, euid=1000) == Path("/d/pybuild")
-    assert default_root({"HOME": "/h"}, euid=1000) == Path("/h/.local/share/pybuild")
-    assert resolve_root("/opt/s", {"PYBUILD_ROOT": "/x"}) == Path("/opt/s")
+    assert default_root({"PYBUILD_ROOT": "/x"}, euid=1000) == "/x"
+    assert default_root({}, euid=0) == "/var/lib/pybuild"
+    assert default_root({"XDG_DATA_HOME": "/d"}, euid=1000) == "/d/pybuild"
+    assert default_root({"HOME": "/h"}, euid=1000) == "/h/.local/share/pybuild"
+    assert resolve_root("/opt/s", {"PYBUILD_ROOT": "/x"}) == "/opt/s"
 
 
 def test_blobs_are_content_addressed_idempotent_and_verified(tmp_path: Path):
@@ -200,7 +200,8 @@ def test_new_rootfs_publishes_atomically_or_not_at_all(tmp_path: Path):
     assert list(store.tmp_root.iterdir()) == []
 
 
-def test_stat_memo_invalidates_on_any_stamp_change(tmp_path: Path):
+def test_stat_memo_invalidates_on_any_stamp_change(tmp_path: Path, monkeypatch):
+    monkeypatch.setattr("builder.buildstamp.SETTLE_NS", 0)
     store = Store(tmp_path / "s")
     f = tmp_path / "f"
     f.write_text("a")
@@ -210,6 +211,18 @@ def test_stat_memo_invalidates_on_any_stamp_change(tmp_path: Path):
         assert memo.get(str(f), os.stat(f)) == "fp1"
         time.sleep(0.01)
         f.write_text("b")
+        assert memo.get(str(f), os.stat(f)) is None
+
+
+def test_stat_memo_skips_files_changed_within_the_settle_time(tmp_path: Path):
+    """A file written in the same timestamp tick as it was hashed could be written again
+    without changing its stamp: it is re-read next time rather than remembered."""
+    store = Store(tmp_path / "s")
+    f = tmp_path / "f"
+    f.write_text("a")
+    with store.stat_memo() as memo:
+        memo.put(str(f), os.stat(f), "fp1")
+    with store.stat_memo() as memo:
         assert memo.get(str(f), os.stat(f)) is None
 
 
