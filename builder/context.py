@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import os
 import posixpath
+import shutil
 import stat
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -251,6 +252,20 @@ class BuildContext:
                         seen[sub.path] = sub
         return [seen[k] for k in sorted(seen)]
 
+    def view(self, rel: str, dest: str) -> None:
+        """Make `dest` show what a bind mount of `rel` may see: `rel` and, for a directory,
+        everything below it that is not excluded — copied (in the kernel, with modes, owners
+        and times), because hard links would change the context files' ctimes. Other file
+        types than directories, regular files and symlinks are left out. Raises
+        FileNotFoundError when `rel` is missing or excluded."""
+        top = self.entry(rel) if rel else self._root_entry()
+        if top is None:
+            raise FileNotFoundError(rel)
+        _place(top, dest)
+        if stat.S_ISDIR(top.st.st_mode):
+            for e in self.walk(top.path, host=top.host):
+                _place(e, os.path.join(dest, e.path[len(top.path):].lstrip("/")))
+
     # --- fingerprints ----------------------------------------------------------------------
     def fingerprint(self, includes: Sequence[str], memo: StatMemo | None = None
                     ) -> list[EntryPrint]:
@@ -274,4 +289,19 @@ class BuildContext:
             else:
                 out.append(EntryPrint(e.path, "o", st.st_mode, st.st_uid, st.st_gid))
         return out
+
+
+def _place(e: Entry, dest: str) -> None:
+    """Recreate one context entry at `dest` (see `BuildContext.view`)."""
+    st = e.st
+    if stat.S_ISDIR(st.st_mode):
+        os.mkdir(dest)
+        os.chmod(dest, stat.S_IMODE(st.st_mode))
+    elif stat.S_ISLNK(st.st_mode):
+        os.symlink(os.readlink(e.host), dest)
+    elif stat.S_ISREG(st.st_mode):
+        shutil.copy2(e.host, dest, follow_symlinks=False)
+    else:
+        return
+    os.lchown(dest, st.st_uid, st.st_gid)
 

@@ -238,6 +238,13 @@ class Worker:
     # --- RUN -----------------------------------------------------------------------------------
     def _exec(self, sid: StepId, step: Exec, base: StepResult, inputs: Sequence[StepResult],
               vertex: int) -> Digest | None:
+        if step.security == "insecure":
+            # BuildKit refuses it too unless the builder was started with the entitlement
+            # (`--allow security.insecure`); pybuild grants no such entitlement.
+            raise StepFailed(sid, "RUN --security=insecure is not allowed: pybuild does not "
+                             "grant the security.insecure entitlement",
+                             hint="drop --security=insecure (the step runs with the default "
+                             "capabilities)")
         _require_root_sandbox()
         lowers = self.lowers(base.layers)
         tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
@@ -249,11 +256,12 @@ class Worker:
             tail.append(text)
             sink(events.StepLog(vertex, text, time.monotonic() - t0))
 
-        mounts = self._mounts(sid, step, inputs)
         network = self._network(step)
         upper = Path(self._tempdir("upper-"))
         work = Path(self._tempdir("work-"))
+        views = Path(self._tempdir("views-"))
         try:
+            mounts = self._mounts(sid, step, inputs, views)
             spec = SandboxSpec(lowers=tuple(str(d) for d in lowers), argv=step.argv,
                                upper=str(upper), work=str(work),
                                env=(*step.env, *step.proxy_env), cwd=step.cwd,
@@ -296,6 +304,7 @@ class Worker:
             return rec.diff_id
         finally:
             shutil.rmtree(work, ignore_errors=True)
+            shutil.rmtree(views, ignore_errors=True)
             if upper.exists():
                 shutil.rmtree(upper, ignore_errors=True)
 
@@ -304,11 +313,13 @@ class Worker:
 
         return tempfile.mkdtemp(prefix=prefix, dir=self.store.tmp_root)
 
-    def _mounts(self, sid: StepId, step: Exec,
-                inputs: Sequence[StepResult]) -> list[SandboxMount]:
+    def _mounts(self, sid: StepId, step: Exec, inputs: Sequence[StepResult],
+                views: Path) -> list[SandboxMount]:
+        """The sandbox mounts of a RUN; `views` is a scratch directory (removed after the RUN)
+        for the filtered context views of bind mounts."""
         by_id = dict(zip(step.inputs, inputs, strict=True))
         out: list[SandboxMount] = []
-        for m in step.mounts:
+        for n, m in enumerate(step.mounts):
             if m.type == "tmpfs":
                 opts = (f"size={m.size}",) if m.size else ()
                 out.append(SandboxMount(target=m.target, type="tmpfs", options=opts))
@@ -317,7 +328,7 @@ class Worker:
                 host = self._source_root(src) if src is not None else None
                 if src is None or host is None:
                     raise StepFailed(sid, f"RUN --mount=type=bind,target={m.target}: no source")
-                path = self._mount_source(sid, src, host, m.path)
+                path = self._mount_source(sid, src, host, m.path, views / str(n))
                 # Always read-only: the source is the user's context or a shared checkout in
                 # the store (BuildKit's `rw` discards writes; we do not support it yet).
                 out.append(SandboxMount(target=m.target, source=str(path), readonly=True))
@@ -334,13 +345,23 @@ class Worker:
                 raise StepFailed(sid, f"RUN --mount=type={m.type} is not supported yet")
         return out
 
-    def _mount_source(self, sid: StepId, src: StepResult, host: Path, path: str) -> Path:
+    def _mount_source(self, sid: StepId, src: StepResult, host: Path, path: str,
+                      view: Path) -> Path:
         """The host path a bind mount's `source=` names, its symlinks followed inside the
-        context or stage filesystem (never to a host file outside it)."""
+        context or stage filesystem (never to a host file outside it). From a context with
+        .dockerignore patterns it is `view`, made to hold only what the patterns let through,
+        as BuildKit filters the context it mounts."""
         if src.context is not None and _escapes(path):
             raise StepFailed(sid, f"RUN --mount source={path}: forbidden path outside the "
                              "build context")
         clean = posixpath.normpath("/" + path).lstrip("/")
+        if src.context is not None and src.context.matcher is not None:
+            try:
+                src.context.view(clean, str(view))
+            except FileNotFoundError:
+                raise StepFailed(sid, f"RUN --mount source={path}: not found in the build "
+                                 "context (or excluded by .dockerignore)") from None
+            return view
         resolved = src.context.resolve(clean) if src.context is not None else \
             LayerView([host]).resolve(clean)
         if resolved is None:

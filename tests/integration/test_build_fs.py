@@ -9,6 +9,9 @@ import stat
 import tarfile
 from pathlib import Path
 
+import pytest
+
+from builder.errors import BuildFailed
 from tests.integration.build_helpers import busybox_store, export_layout, run_build, umoci_unpack
 
 FS_DOCKERFILE = """\
@@ -128,10 +131,6 @@ def test_copy_add_workdir_semantics(tmp_path: Path) -> None:
 
 
 def test_missing_source_fails_with_the_instruction(tmp_path: Path) -> None:
-    import pytest
-
-    from builder.errors import BuildFailed
-
     store = busybox_store(tmp_path)
     ctx = tmp_path / "ctx"
     ctx.mkdir()
@@ -142,10 +141,6 @@ def test_missing_source_fails_with_the_instruction(tmp_path: Path) -> None:
 
 
 def test_copy_refuses_paths_above_the_context_with_the_instruction(tmp_path: Path) -> None:
-    import pytest
-
-    from builder.errors import BuildFailed
-
     store = busybox_store(tmp_path)
     (tmp_path / "outside.txt").write_text("secret")
     ctx = tmp_path / "ctx"
@@ -189,10 +184,6 @@ def test_add_of_a_fifo_copies_it_without_reading_it(tmp_path: Path) -> None:
 
 
 def test_unknown_chown_user_names_the_instruction(tmp_path: Path) -> None:
-    import pytest
-
-    from builder.errors import BuildFailed
-
     store = busybox_store(tmp_path)
     ctx = tmp_path / "ctx"
     ctx.mkdir()
@@ -206,10 +197,6 @@ def test_unknown_chown_user_names_the_instruction(tmp_path: Path) -> None:
 
 
 def test_hostile_add_archive_fails_at_the_instruction(tmp_path: Path) -> None:
-    import pytest
-
-    from builder.errors import BuildFailed
-
     store = busybox_store(tmp_path)
     ctx = tmp_path / "ctx"
     ctx.mkdir()
@@ -270,10 +257,6 @@ def test_context_sources_are_cleaned_lexically_like_their_cache_key(tmp_path: Pa
 def test_bind_mount_sources_stay_inside_the_context(tmp_path: Path) -> None:
     """`RUN --mount=type=bind,source=link` follows `link` inside the context (an absolute
     target is re-rooted there), and `source=../x` is refused: never a host directory."""
-    import pytest
-
-    from builder.errors import BuildFailed
-
     store = busybox_store(tmp_path)
     ctx = tmp_path / "ctx"
     (ctx / "etc").mkdir(parents=True)
@@ -289,3 +272,46 @@ def test_bind_mount_sources_stay_inside_the_context(tmp_path: Path) -> None:
     diag = info.value.diagnostics[0]
     assert diag.span is not None and diag.span.line == 2
     assert "outside the build context" in diag.message
+
+
+def test_bind_mounts_of_the_context_honour_dockerignore(tmp_path: Path) -> None:
+    """A bind mount shows the context as COPY sees it: without what .dockerignore excludes,
+    with modes and symlinks kept, and without touching the context's files."""
+    store = busybox_store(tmp_path)
+    ctx = tmp_path / "ctx"
+    (ctx / "src" / "logs").mkdir(parents=True)
+    (ctx / "src" / "main.sh").write_text("echo main\n")
+    os.chmod(ctx / "src" / "main.sh", 0o751)
+    (ctx / "src" / "logs" / "debug.log").write_text("noise\n")
+    (ctx / "secret.txt").write_text("hunter2\n")
+    os.symlink("src/main.sh", ctx / "entry")
+    (ctx / ".dockerignore").write_text("secret.txt\n**/logs\n")
+    before = os.stat(ctx / "src" / "main.sh")
+    run = run_build(store, ctx, "FROM localhost/pybuild/busybox:latest\n"
+                    "RUN --mount=type=bind,target=/m cd /m && find . | sort && "
+                    "stat -c '%a %n' src/main.sh && readlink entry\n"
+                    "RUN --mount=type=bind,source=src,target=/s ls -A /s\n")
+    logs = run.logs
+    assert "./src/main.sh" in logs and "./Dockerfile" in logs, logs
+    assert not any("secret" in ln or "logs" in ln for ln in logs), logs
+    assert "751 src/main.sh" in logs and "src/main.sh" in logs, logs
+    assert logs[-1:] == ["main.sh"], logs
+    after = os.stat(ctx / "src" / "main.sh")
+    assert (after.st_ctime_ns, after.st_nlink) == (before.st_ctime_ns, before.st_nlink)
+    with pytest.raises(BuildFailed) as info:
+        run_build(store, ctx, "FROM localhost/pybuild/busybox:latest\n"
+                  "RUN --mount=type=bind,source=secret.txt,target=/x cat /x\n")
+    assert "excluded by .dockerignore" in info.value.diagnostics[0].message
+
+
+def test_run_security_insecure_is_refused_at_its_line(tmp_path: Path) -> None:
+    """As BuildKit without the security.insecure entitlement: the build fails there."""
+    store = busybox_store(tmp_path)
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    with pytest.raises(BuildFailed) as info:
+        run_build(store, ctx, "FROM localhost/pybuild/busybox:latest\n"
+                  "RUN --security=insecure true\n")
+    diag = info.value.diagnostics[0]
+    assert diag.span is not None and diag.span.line == 2
+    assert "security.insecure" in diag.message
