@@ -8,7 +8,8 @@ text, its path, the strict flag, the Python version and the bytes of every modul
 file that determine the AST (builder/syntax/*.py, grammar, builder/source.py,
 builder/errors.py), so an edited parser never answers from an old entry. Only successful
 parses are stored; a missing, unreadable or foreign entry is a miss. Writes are atomic (temp
-file + rename) and the directory keeps at most MAX_ENTRIES entries.
+file + rename) and the directory keeps at most MAX_ENTRIES entries, evicting the least
+recently used (a hit refreshes its entry's mtime).
 """
 
 from __future__ import annotations
@@ -78,7 +79,9 @@ def load(text: str, path: str, strict: bool) -> Any | None:
         with open(entry, "rb") as fh:
             if os.fstat(fh.fileno()).st_uid != os.getuid():
                 return None
-            return pickle.load(fh)
+            tree = pickle.load(fh)
+            os.utime(fh.fileno())  # a hit is recent use: `_trim` evicts the least recent
+            return tree
     except Exception:  # noqa: BLE001 - a cache: any unreadable entry is a miss
         return None
 

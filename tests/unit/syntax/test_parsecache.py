@@ -71,6 +71,18 @@ def test_entries_are_bounded(cache_home: Path, monkeypatch: pytest.MonkeyPatch) 
     assert 2 <= len(_entries(cache_home)) <= 4
 
 
+def test_eviction_keeps_the_entries_in_use(cache_home: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Dockerfile rebuilt every day must not be evicted by a lint run over many others."""
+    monkeypatch.setattr(parsecache, "MAX_ENTRIES", 4)
+    parse(TEXT, "Dockerfile")
+    (ours,) = _entries(cache_home)
+    os.utime(ours, ns=(0, 0))  # the oldest entry by far...
+    for i in range(12):
+        parse(f"FROM busybox\nRUN echo {i}\n", "Dockerfile")
+        assert parsecache.load(TEXT, "Dockerfile", True) is not None, i  # ...but in use
+
+
 def test_a_hit_does_not_import_lark(tmp_path: Path) -> None:
     code = ("import sys, builder.syntax as s\n"
             f"t = s.parse({TEXT!r}, 'Dockerfile')\n"
