@@ -187,6 +187,10 @@ def main() -> None:
                 ok = "ok" if ratio <= TARGETS[phase] else "MISSED"
                 row += f" | {ratio:.2f} | <= {TARGETS[phase]} {ok}"
             print(row + " |")
+    if "pybuild" in tools:
+        floor = statistics.median(timed([sys.executable, "-c", "pass"]) for _ in range(11))
+        print(f"\ninterpreter floor: `{sys.executable} -c pass` median {floor:.3f} s — no "
+              "pybuild run can be faster (its share of a warm run is the rest)")
 
 
 if __name__ == "__main__":

@@ -36,6 +36,18 @@ def _save(store: Path, ctx: BuildContext, answer: dict[str, object] | None = Non
     path.write_bytes(data)
 
 
+def _stamped(tmp_path: Path, excludes: tuple[str, ...] = (),
+             answer: dict[str, object] | None = None) -> tuple[Path, Path]:
+    """(context dir, store) after stamping a whole-context selection as request "k1"."""
+    ctx_dir, store = tmp_path / "ctx", tmp_path / "store"
+    ctx_dir.mkdir()
+    _tree(ctx_dir)
+    ctx = BuildContext(ctx_dir, excludes)
+    ctx.select(())
+    _save(store, ctx, answer)
+    return ctx_dir, store
+
+
 def test_selection_stamps_what_it_read_and_nothing_excluded(tmp_path: Path) -> None:
     _tree(tmp_path)
     ctx = BuildContext(tmp_path, ["build"])
@@ -52,12 +64,7 @@ def test_selection_stamps_what_it_read_and_nothing_excluded(tmp_path: Path) -> N
 
 @pytest.mark.usefixtures("settle_now")
 def test_an_answer_stands_until_a_read_path_changes(tmp_path: Path) -> None:
-    ctx_dir, store = tmp_path / "ctx", tmp_path / "store"
-    ctx_dir.mkdir()
-    _tree(ctx_dir)
-    ctx = BuildContext(ctx_dir, ["build"])
-    ctx.select(())
-    _save(store, ctx, {"config": "sha256:c", "names": ("a",)})
+    ctx_dir, store = _stamped(tmp_path, ("build",), {"config": "sha256:c", "names": ("a",)})
     assert buildstamp.check(store, "k1", ctx_dir) == {"config": "sha256:c", "names": ("a",)}
     (ctx_dir / "build" / "out.o").write_text("excluded: not read")
     assert buildstamp.check(store, "k1", ctx_dir) is not None
@@ -69,12 +76,7 @@ def test_an_answer_stands_until_a_read_path_changes(tmp_path: Path) -> None:
 @pytest.mark.usefixtures("settle_now")
 @pytest.mark.parametrize("change", ["add", "remove", "chmod", "retarget"])
 def test_every_kind_of_change_is_seen(tmp_path: Path, change: str) -> None:
-    ctx_dir, store = tmp_path / "ctx", tmp_path / "store"
-    ctx_dir.mkdir()
-    _tree(ctx_dir)
-    ctx = BuildContext(ctx_dir)
-    ctx.select(())
-    _save(store, ctx)
+    ctx_dir, store = _stamped(tmp_path)
     time.sleep(0.01)
     if change == "add":
         (ctx_dir / "src" / "new.c").write_text("")
@@ -91,12 +93,7 @@ def test_every_kind_of_change_is_seen(tmp_path: Path, change: str) -> None:
 @pytest.mark.usefixtures("settle_now")
 def test_the_answer_belongs_to_one_context_directory(tmp_path: Path) -> None:
     """The request key leaves out where the context lies: the stamps must not."""
-    ctx_dir, store = tmp_path / "ctx", tmp_path / "store"
-    ctx_dir.mkdir()
-    _tree(ctx_dir)
-    ctx = BuildContext(ctx_dir)
-    ctx.select(())
-    _save(store, ctx)
+    ctx_dir, store = _stamped(tmp_path)
     other = tmp_path / "other"
     other.mkdir()
     assert buildstamp.check(store, "k1", other) is None
