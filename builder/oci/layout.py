@@ -110,7 +110,7 @@ def _load_index(store: Store, index_bytes: bytes, origin: str, tag: str | None,
             continue
         if not store.has_blob(desc.digest):
             raise ImageError(f"{origin}: index.json names {desc.digest}, which is missing")
-        _record(store, desc.digest, origin)
+        record_image(store, desc.digest, origin)
         out.append(LoadedImage(name, desc))
     if not out:
         what = f" tagged {tag!r}" if tag else (f" with digest {digest}" if digest else "")
@@ -118,13 +118,15 @@ def _load_index(store: Store, index_bytes: bytes, origin: str, tag: str | None,
     return out
 
 
-def _record(store: Store, digest: Digest, origin: str) -> None:
-    """Record layers of a manifest, or of each manifest of an index whose blobs are here."""
+def record_image(store: Store, digest: Digest, origin: str) -> None:
+    """Record layers of a manifest, or of each manifest of an index whose blobs are here
+    (the last step of importing an image: loading a layout or archive, or a registry pull).
+    Every blob the manifest names must already be stored; ImageError naming `origin` if not."""
     man = read_document(store, digest)
     if isinstance(man, Index):
         for m in man.manifests:
             if store.has_blob(m.digest):
-                _record(store, m.digest, origin)
+                record_image(store, m.digest, origin)
         return
     for blob in (man.config, *man.layers):
         if not store.has_blob(blob.digest):

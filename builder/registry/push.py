@@ -1,0 +1,71 @@
+"""`push`: upload a stored image to a registry, in the layer compression `save` would write.
+
+The manifest pushed is `builder.oci.image.convert_manifest(store, digest, compression)` —
+the very function `pybuild save -o oci-archive` and OCI outputs use — so the digest a registry
+reports equals the one in an OCI archive saved with the same compression (gzip by default, for
+every client's sake). For each blob (config, layers): ``HEAD``; when missing, ``POST`` an upload
+and ``PUT`` it whole with ``?digest=`` (the registry verifies it). The manifest goes last,
+under the tag, so a reader never sees a manifest whose blobs are not there yet.
+
+An image stored as an index (a multi-platform pull) is pushed as the manifest for this
+machine's platform, as `save` writes it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+
+from builder import events
+from builder.digest import Digest
+from builder.errors import ImageError
+from builder.oci.image import convert_manifest, get_image
+from builder.oci.model import Compression, Descriptor
+from builder.oci.reference import ImageRef, Transport
+from builder.registry.transport import Client
+from builder.store import Store
+
+PUSH_JOBS = 4
+
+
+def push_blob(store: Store, client: Client, desc: Descriptor) -> bool:
+    """Upload one stored blob unless the repository has it; True when uploaded."""
+    if client.has_blob(desc.digest):
+        return False
+    size = store.blob_size(desc.digest)
+    client.upload_blob(desc.digest, size, lambda: store.open_blob(desc.digest))  # type: ignore[arg-type,return-value]
+    return True
+
+
+def push(store: Store, manifest_digest: Digest, dest: ImageRef, *,
+         compression: Compression = Compression.GZIP,
+         environ: Mapping[str, str] | None = None, sink: events.Sink = events.discard,
+         jobs: int = PUSH_JOBS) -> Descriptor:
+    """Push the stored image `manifest_digest` (a manifest or an index) to `dest` (a registry
+    name with a tag, or with the digest the pushed manifest will have). Returns the pushed
+    manifest's descriptor."""
+    if dest.transport is not Transport.NAME:
+        raise ImageError(f"{dest} is not a registry image name")
+    desc = convert_manifest(store, manifest_digest, compression)
+    img = get_image(store, desc.digest)
+    if dest.digest is not None and not dest.tag and dest.digest != desc.digest:
+        raise ImageError(f"cannot push to {dest.familiar}: the image's manifest is "
+                         f"{desc.digest}", hint="push to a tag instead")
+    client = Client(dest.domain, dest.path, push=True, environ=environ)
+    sink(events.Message(f"pushing {dest.familiar} to {client.host}"))
+    blobs = list({b.digest: b for b in (img.manifest.config, *img.manifest.layers)}.values())
+    with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(blobs)))) as pool:
+        futures = [pool.submit(push_blob, store, client, b) for b in blobs]
+        errors = []
+        for fut, b in zip(futures, blobs, strict=True):
+            exc = fut.exception()
+            if exc is not None:
+                errors.append(exc)
+            else:
+                state = "pushed" if fut.result() else "exists"
+                sink(events.Message(f"{state} {b.digest.short} ({b.size} bytes)"))
+    if errors:
+        raise errors[0]
+    client.put_manifest(dest.tag or str(desc.digest), desc.media_type, img.manifest_bytes)
+    sink(events.Message(f"pushed {dest.familiar}: {desc.digest}"))
+    return desc
