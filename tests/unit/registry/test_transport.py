@@ -1,0 +1,218 @@
+"""The registry transport's own logic: credential files, challenges, the Bearer token flow,
+Basic auth, redirects (no Authorization to other hosts), error messages. An in-process HTTP
+server stands in where our logic is under test; the real registry is in tests/integration."""
+
+from __future__ import annotations
+
+import base64
+import json
+import socket
+from pathlib import Path
+
+import pytest
+
+from builder.digest import Digest
+from builder.errors import RegistryError
+from builder.oci.model import OCI_MANIFEST
+from builder.registry.auth import auth_files, lookup, parse_challenge
+from builder.registry.transport import Client, is_insecure, registry_host
+from tests.fake_http import FakeServer, Seen, serve
+
+MANIFEST = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": {
+    "mediaType": "application/vnd.oci.image.config.v1+json", "digest": "sha256:" + "0" * 64,
+    "size": 2}, "layers": []}).encode()
+
+
+def _auth_file(path: Path, entries: dict[str, str]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"auths": {k: {"auth": base64.b64encode(v.encode()).decode()}
+                                          for k, v in entries.items()}}))
+    return path
+
+
+def test_auth_file_order_follows_podman_and_docker(tmp_path: Path) -> None:
+    env = {"HOME": str(tmp_path), "XDG_RUNTIME_DIR": str(tmp_path / "run")}
+    assert auth_files(env) == [tmp_path / "run/containers/auth.json",
+                               tmp_path / ".docker/config.json"]
+    assert auth_files({**env, "REGISTRY_AUTH_FILE": "/x.json"}) == [Path("/x.json")]
+    assert auth_files({"HOME": "/h", "DOCKER_CONFIG": "/d"}) == [Path("/d/config.json")]
+
+
+def test_lookup_finds_docker_hub_legacy_key_and_host_path_keys(tmp_path: Path) -> None:
+    _auth_file(tmp_path / ".docker/config.json",
+               {"https://index.docker.io/v1/": "hub:pw", "quay.io/team": "q:pw2"})
+    env = {"HOME": str(tmp_path)}
+    hub = lookup("docker.io", env)
+    assert hub is not None and (hub.username, hub.password) == ("hub", "pw")
+    quay = lookup("quay.io", env)
+    assert quay is not None and quay.password == "pw2"
+    assert lookup("ghcr.io", env) is None
+
+
+def test_lookup_prefers_the_containers_auth_file(tmp_path: Path) -> None:
+    _auth_file(tmp_path / "run/containers/auth.json", {"reg.example:5000": "pod:a:b"})
+    _auth_file(tmp_path / ".docker/config.json", {"reg.example:5000": "dock:x"})
+    creds = lookup("reg.example:5000", {"HOME": str(tmp_path),
+                                        "XDG_RUNTIME_DIR": str(tmp_path / "run")})
+    assert creds is not None and (creds.username, creds.password) == ("pod", "a:b")
+
+
+def test_malformed_auth_file_is_a_registry_error(tmp_path: Path) -> None:
+    f = tmp_path / "auth.json"
+    f.write_text("{not json")
+    with pytest.raises(RegistryError, match="auth.json"):
+        lookup("x.io", {"REGISTRY_AUTH_FILE": str(f)})
+    f.write_text(json.dumps({"auths": {"x.io": {"auth": "bm9jb2xvbg=="}}}))  # "nocolon"
+    with pytest.raises(RegistryError, match="user:password"):
+        lookup("x.io", {"REGISTRY_AUTH_FILE": str(f)})
+
+
+def test_parse_challenge() -> None:
+    c = parse_challenge('Bearer realm="https://auth.docker.io/token",service="registry.docker.io"'
+                        ',scope="repository:library/busybox:pull"')
+    assert c is not None and c.scheme == "bearer"
+    assert c.params == {"realm": "https://auth.docker.io/token", "service": "registry.docker.io",
+                        "scope": "repository:library/busybox:pull"}
+    b = parse_challenge('Basic realm="my \\"realm\\""')
+    assert b is not None and b.scheme == "basic" and b.params["realm"] == 'my "realm"'
+
+
+def test_insecure_hosts_and_docker_hub() -> None:
+    assert is_insecure("localhost:5000", {}) and is_insecure("127.0.0.1:1", {})
+    assert is_insecure("[::1]:5000", {})
+    assert not is_insecure("reg.example:5000", {})
+    env = {"PYBUILD_INSECURE_REGISTRIES": "reg.example:5000, other.example"}
+    assert is_insecure("reg.example:5000", env) and not is_insecure("reg.example:5001", env)
+    assert is_insecure("other.example:443", env)
+    assert registry_host("docker.io") == "registry-1.docker.io"
+    assert Client("docker.io", "library/busybox", environ={}).base == \
+        "https://registry-1.docker.io"
+
+
+def _token_registry(fake: FakeServer, want_basic: str | None) -> None:
+    def v2(req: Seen) -> tuple[int, dict[str, str], bytes]:
+        if req.headers.get("authorization") != "Bearer tok-123":
+            return 401, {"WWW-Authenticate": f'Bearer realm="http://{fake.host}/token",'
+                         'service="fake",scope="repository:team/app:pull"'}, \
+                b'{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}'
+        return 200, {"Content-Type": OCI_MANIFEST,
+                     "Docker-Content-Digest": str(Digest.of_bytes(MANIFEST))}, MANIFEST
+
+    def token(req: Seen) -> tuple[int, dict[str, str], bytes]:
+        if want_basic is not None and req.headers.get("authorization") != want_basic:
+            return 401, {}, b'{"details":"bad credentials"}'
+        assert "scope=repository%3Ateam%2Fapp%3Apull" in req.path
+        assert "service=fake" in req.path
+        return 200, {"Content-Type": "application/json"}, b'{"access_token":"tok-123"}'
+
+    fake.route("GET", "/v2/team/app/manifests/*", v2)
+    fake.route("GET", "/token", token)
+
+
+def test_bearer_token_flow_anonymous_asks_for_a_token_once() -> None:
+    with serve(FakeServer()) as fake:
+        _token_registry(fake, None)
+        client = Client(fake.host, "team/app", environ={"REGISTRY_AUTH_FILE": "/nonexistent"})
+        for _ in range(3):
+            got = client.get_manifest("1")
+            assert got.data == MANIFEST and got.media_type == OCI_MANIFEST
+        assert sum(1 for s in fake.seen if s.path.startswith("/token")) == 1
+        first = next(s for s in fake.seen if s.path.startswith("/v2/"))
+        assert "application/vnd.oci.image.index.v1+json" in first.headers["accept"]
+        assert "application/vnd.docker.distribution.manifest.v2+json" in first.headers["accept"]
+
+
+def test_bearer_token_flow_sends_credentials_to_the_realm(tmp_path: Path) -> None:
+    with serve(FakeServer()) as fake:
+        basic = "Basic " + base64.b64encode(b"me:pw").decode()
+        _token_registry(fake, basic)
+        f = _auth_file(tmp_path / "auth.json", {fake.host: "me:pw"})
+        assert Client(fake.host, "team/app",
+                      environ={"REGISTRY_AUTH_FILE": str(f)}).get_manifest("1").data == MANIFEST
+        bad = _auth_file(tmp_path / "bad.json", {fake.host: "me:wrong"})
+        with pytest.raises(RegistryError) as err:
+            Client(fake.host, "team/app", environ={"REGISTRY_AUTH_FILE": str(bad)}
+                   ).get_manifest("1")
+        assert "token server" in err.value.message and "401" in err.value.message
+        assert "bad credentials" in err.value.message
+        assert err.value.exit_code == 5
+
+
+def test_basic_auth_retry_and_401_hint(tmp_path: Path) -> None:
+    with serve(FakeServer()) as fake:
+        good = "Basic " + base64.b64encode(b"u:p").decode()
+
+        def blob(req: Seen) -> tuple[int, dict[str, str], bytes]:
+            if req.headers.get("authorization") != good:
+                return 401, {"WWW-Authenticate": 'Basic realm="r"'}, \
+                    b'{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}'
+            return 200, {}, b""
+
+        fake.route("HEAD", "/v2/a/blobs/*", blob)
+        d = Digest.of_bytes(b"x")
+        f = _auth_file(tmp_path / "auth.json", {fake.host: "u:p"})
+        assert Client(fake.host, "a", environ={"REGISTRY_AUTH_FILE": str(f)}).has_blob(d)
+        with pytest.raises(RegistryError) as err:
+            Client(fake.host, "a", environ={"REGISTRY_AUTH_FILE": "/none"}).has_blob(d)
+        assert "HTTP 401" in err.value.message and fake.host in err.value.message
+        assert err.value.hint is not None and "config.json" in err.value.hint
+
+
+def test_redirect_to_another_host_drops_the_authorization_header(tmp_path: Path) -> None:
+    with serve(FakeServer()) as cdn, serve(FakeServer()) as fake:
+        cdn.route("GET", "/signed/blob", lambda req: (200, {}, b"layer-bytes"))
+        fake.route("GET", "/v2/a/blobs/*", lambda req: (
+            (307, {"Location": f"http://{cdn.host}/signed/blob?sig=1"}, b"")
+            if req.headers.get("authorization") else
+            (401, {"WWW-Authenticate": 'Basic realm="r"'}, b"")))
+        f = _auth_file(tmp_path / "auth.json", {fake.host: "u:p"})
+        client = Client(fake.host, "a", environ={"REGISTRY_AUTH_FILE": str(f)})
+        with client.open_blob(Digest.of_bytes(b"layer-bytes")) as resp:
+            assert resp.read() == b"layer-bytes"
+        assert cdn.seen[0].path == "/signed/blob?sig=1"
+        assert "authorization" not in cdn.seen[0].headers
+
+
+def test_registry_error_code_and_message_are_reported() -> None:
+    with serve(FakeServer()) as fake:
+        fake.route("GET", "/v2/a/manifests/nope", lambda req: (
+            404, {"Content-Type": "application/json"},
+            b'{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}'))
+        with pytest.raises(RegistryError) as err:
+            Client(fake.host, "a", environ={}).get_manifest("nope")
+        msg = err.value.message
+        assert fake.host in msg and "nope" in msg and "HTTP 404" in msg
+        assert "MANIFEST_UNKNOWN: manifest unknown" in msg
+
+
+def test_manifest_not_matching_its_digest_is_refused() -> None:
+    with serve(FakeServer()) as fake:
+        fake.route("GET", "/v2/a/manifests/*", lambda req: (
+            200, {"Content-Type": OCI_MANIFEST,
+                  "Docker-Content-Digest": str(Digest.of_bytes(b"other"))}, MANIFEST))
+        with pytest.raises(RegistryError, match="hashes to"):
+            Client(fake.host, "a", environ={}).get_manifest("1")
+        with pytest.raises(RegistryError, match="hashes to"):
+            Client(fake.host, "a", environ={}).get_manifest(str(Digest.of_bytes(b"other")))
+
+
+def test_connection_refused_names_the_registry() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(RegistryError) as err:
+        Client(f"127.0.0.1:{port}", "a", environ={}).ping()
+    assert f"127.0.0.1:{port}" in err.value.message
+    assert "connection refused" in err.value.message.lower()
+
+
+def test_upload_posts_then_puts_with_the_digest() -> None:
+    with serve(FakeServer()) as fake:
+        fake.route("POST", "/v2/a/blobs/uploads/", lambda req: (
+            202, {"Location": "/v2/a/blobs/uploads/u1?_state=abc"}, b""))
+        fake.route("PUT", "/v2/a/blobs/uploads/u1", lambda req: (201, {}, b""))
+        d = Digest.of_bytes(b"data")
+        Client(fake.host, "a", push=True, environ={}).upload_blob(d, 4, lambda: b"data")
+        put = fake.seen[-1]
+        assert put.method == "PUT" and put.body == b"data"
+        assert "_state=abc" in put.path and f"digest=sha256%3A{d.hex}" in put.path
