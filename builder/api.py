@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from builder import buildrecord, buildstamp, events
-from builder.digest import Fingerprint
+from builder.digest import Digest, Fingerprint
 from builder.errors import Diagnostic, DockerfileError, ImageError, Severity, UsageError
 from builder.executor import ResolvedImage, SolveOptions, StepFailed, commit_stage, solve
 from builder.executor.scheduler import SolveStats
@@ -33,7 +33,7 @@ from builder.graph import Platform as PlanPlatform
 from builder.oci import layout
 from builder.oci.image import get_image, record_layers, rfc3339
 from builder.oci.model import Compression, Platform
-from builder.oci.reference import Transport, parse
+from builder.oci.reference import ImageRef, Transport, parse
 from builder.store import CacheRecord, Store, atomic_write
 from builder.syntax import parse as parse_dockerfile
 from builder.syntax.nodes import Dockerfile
@@ -52,6 +52,7 @@ class BuildOptions:
     target: str | None = None
     no_cache: bool = False
     pull: str = "missing"                  # missing | always | never
+    push: bool = False                     # push every -t name after the build
     labels: tuple[tuple[str, str], ...] = ()
     network: str = "default"               # default (= host) | host | none
     outputs: tuple[OutputSpec, ...] = ()
@@ -75,6 +76,7 @@ class BuildResult:
     stats: SolveStats
     duration: float
     warnings: tuple[Diagnostic, ...] = ()
+    pushed: tuple[tuple[str, str], ...] = ()   # (name, manifest digest pushed)
 
 
 def _read_dockerfile(opts: BuildOptions) -> tuple[str, str]:
@@ -92,13 +94,18 @@ def _read_dockerfile(opts: BuildOptions) -> tuple[str, str]:
 
 
 class ImageResolver:
-    """Finds base images for FROM / COPY --from=<image>: a name in the store, or a file
-    reference (oci-layout://, oci:, oci-archive:, docker-archive:) loaded into the store.
+    """Finds base images for FROM / COPY --from=<image>: a name in the store, pulled from its
+    registry when missing (`pull="missing"`) or every time (`"always"`, except a digest
+    already stored: it cannot change), never with `"never"`; or a file reference
+    (oci-layout://, oci:, oci-archive:, docker-archive:) loaded into the store.
     Memoised per reference for the whole build (a tag resolves once)."""
 
-    def __init__(self, store: Store, pull: str) -> None:
+    def __init__(self, store: Store, pull: str, environ: Mapping[str, str] | None = None,
+                 sink: events.Sink = events.discard) -> None:
         self.store = store
         self.pull = pull
+        self.environ = environ
+        self.sink = sink
         self._cache: dict[str, ResolvedImage] = {}
         self._lock = threading.Lock()
 
@@ -115,29 +122,41 @@ class ImageResolver:
             ref = parse(ref_text)
         except ValueError as e:
             raise ImageError(f"invalid base image reference {ref_text!r}: {e}") from None
+        plat = None
+        if platform is not None:
+            plat = Platform(platform.os, platform.architecture, platform.variant)
+        pulled = False
         if ref.transport is not Transport.NAME:
             loaded = layout.load(self.store, ref)
             if not loaded:
                 raise ImageError(f"{ref_text}: no image found")
             digest = loaded[0].manifest.digest
         else:
-            found = ref.digest if ref.digest is not None and self.store.has_blob(ref.digest) \
-                else self.store.get_image(ref.name)
-            if found is None:
-                # --pull=always cannot be honoured without a registry client: the stored
-                # image is used (pulling is the registry module's job, not written yet).
-                raise ImageError(f"base image {ref.familiar} is not in the store "
-                                 "(pulling from registries is not supported yet)",
-                                 hint="load it first: `pybuild load -i FILE`, `pybuild import "
-                                 "ROOTFS -t NAME`, or name a file: FROM oci-layout://DIR:TAG, "
-                                 "oci-archive:FILE or docker-archive:FILE")
+            stored_digest = ref.digest is not None and self.store.has_blob(ref.digest)
+            found = ref.digest if stored_digest else self.store.get_image(ref.name)
+            if found is None and self.pull == "never":
+                raise ImageError(f"base image {ref.familiar} is not in the store, and "
+                                 "--pull=never forbids fetching it",
+                                 hint="pull it first (`pybuild pull NAME`), load it (`pybuild "
+                                 "load -i FILE`), or build with --pull=missing")
+            if found is None or (self.pull == "always" and not stored_digest):
+                found = self._pull(ref, plat)
+                pulled = True
             digest = found
-        plat = None
-        if platform is not None:
-            plat = Platform(platform.os, platform.architecture, platform.variant)
-        img = get_image(self.store, digest, plat)
+        try:
+            img = get_image(self.store, digest, plat)
+        except ImageError:
+            # A stored multi-platform index without this platform's image: fetch that one.
+            if ref.transport is not Transport.NAME or pulled or self.pull == "never":
+                raise
+            img = get_image(self.store, self._pull(ref, plat), plat)
         record_layers(self.store, img.manifest_digest)
         return ResolvedImage(ref_text, img)
+
+    def _pull(self, ref: ImageRef, plat: Platform | None) -> Digest:
+        from builder.registry.pull import pull
+
+        return pull(self.store, ref, plat, environ=self.environ, sink=self.sink)
 
     def info(self, ref_text: str, platform: PlanPlatform | None) -> BaseImageInfo:
         """The planner's view of a base image (its config, platform and digest)."""
@@ -299,7 +318,7 @@ def build(store: Store, opts: BuildOptions, sink: events.Sink = events.discard) 
                                   else opts.dockerfile)
     except BadPattern as e:
         raise UsageError(f".dockerignore: {e}") from None
-    resolver = ImageResolver(store, opts.pull)
+    resolver = ImageResolver(store, opts.pull, opts.environ or None, sink)
     host = Platform.host()
     build_platform = PlanPlatform(host.os, host.architecture, host.variant)
     bp = plan(df, PlanOptions(build_args=opts.build_args, environ=dict(opts.environ),
@@ -322,6 +341,8 @@ def build(store: Store, opts: BuildOptions, sink: events.Sink = events.discard) 
             raise UsageError(f"invalid tag {t!r}: not an image name")
         tags[t] = ref.name
     names_out = list(dict.fromkeys(tags.values()))
+    if opts.push and not names_out:
+        raise UsageError("--push needs a name to push to", hint="add -t REGISTRY/NAME:TAG")
     sde = opts.source_date_epoch
     options = SolveOptions(context_dir=opts.context, resolve_image=resolver,
                            no_cache=opts.no_cache,
@@ -352,12 +373,21 @@ def build(store: Store, opts: BuildOptions, sink: events.Sink = events.discard) 
             outputs.append((spec.type, spec.dest, str(written.digest) if written else None))
         for name in names_out:
             store.set_image(name, desc.digest)
+        pushed: list[tuple[str, str]] = []
+        if opts.push:
+            from builder.registry.push import push
+
+            for name in names_out:
+                done = push(store, desc.digest, parse(name), compression=opts.compression,
+                            environ=opts.environ or None, sink=sink)
+                pushed.append((name, str(done.digest)))
     manifest_digest = str(desc.digest)
     exported = next((d for t, _, d in outputs if d and t == "oci"), None)
     result = BuildResult(manifest_digest=manifest_digest, config_digest=str(img.id),
                          names=tuple(names_out), outputs=tuple(outputs),
                          stats=solution.stats, duration=time.monotonic() - t0,
-                         warnings=tuple(w for w in bp.warnings if isinstance(w, Diagnostic)))
+                         warnings=tuple(w for w in bp.warnings if isinstance(w, Diagnostic)),
+                         pushed=tuple(pushed))
     if opts.iidfile:
         atomic_write(Path(opts.iidfile), result.config_digest.encode())
     if opts.metadata_file:

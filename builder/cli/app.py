@@ -25,7 +25,7 @@ _MODULE_OF = {
     "parse": "parse_cmd", "graph": "graph_cmd", "info": "sandbox_cmds", "build": "build_cmd",
     "run": "run_cmd", "lint": "lint_cmd",
     **{name: "image_cmds" for name in ("images", "inspect", "history", "tag", "rmi", "save",
-                                        "load", "import", "prune")},
+                                        "load", "import", "prune", "pull", "push")},
 }
 
 

@@ -48,8 +48,10 @@ def register(app: typer.Typer) -> None:
             "--no-cache", help="Run every step even when it is cached.")] = False,
         pull: Annotated[str, typer.Option(
             "--pull", metavar="missing|always|never",
-            help="When to fetch base images (registry pulls are not supported yet).")
+            help="When to fetch base images from their registry (default: when missing).")
         ] = "missing",
+        push: Annotated[bool, typer.Option(
+            "--push", help="Push every -t name to its registry after the build.")] = False,
         label: Annotated[list[str] | None, typer.Option(
             "--label", metavar="KEY=VALUE", help="Add an image label (repeatable).")] = None,
         network: Annotated[str, typer.Option(
@@ -119,7 +121,7 @@ def register(app: typer.Typer) -> None:
         opts = BuildOptions(
             context=Path(context), dockerfile=file, dockerfile_text=text,
             tags=tuple(tag or ()), build_args=tuple(_pairs(build_arg, "--build-arg", False)),
-            target=target, no_cache=no_cache, pull=pull, labels=tuple(labels),
+            target=target, no_cache=no_cache, pull=pull, push=push, labels=tuple(labels),
             network=network, outputs=tuple(parse_output(o) for o in output or ()),
             compression=comp, jobs=jobs or os.cpu_count() or 1, source_date_epoch=sde,
             iidfile=iidfile, metadata_file=metadata_file, environ=dict(os.environ))
@@ -156,5 +158,8 @@ def register(app: typer.Typer) -> None:
             for name in result.names:
                 if mode not in ("quiet",):
                     print(f"=> naming to {name}", file=sys.stderr)
+            for name, digest in result.pushed:
+                if mode not in ("quiet",):
+                    print(f"=> pushed {name}@{digest}", file=sys.stderr)
             print(result.config_digest)
         return 0

@@ -29,7 +29,8 @@ _MULTI = {"tag", "build_arg", "label"}
 # The CLI's subcommands: `pybuild images` runs the command even when ./images is a directory
 # (builder.cli.app._with_default_command); kept equal to the app by a test.
 COMMANDS = frozenset({"build", "graph", "history", "images", "import", "info", "inspect",
-                      "lint", "load", "parse", "prune", "rmi", "run", "save", "tag"})
+                      "lint", "load", "parse", "prune", "pull", "push", "rmi", "run", "save",
+                      "tag"})
 
 
 def _parse(argv: list[str]) -> dict[str, object] | None:

@@ -1,4 +1,4 @@
-"""Image commands: images, inspect, history, tag, rmi, save, load, import, prune."""
+"""Image commands: images, inspect, history, tag, rmi, save, load, import, prune, pull, push."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ import typer
 
 from builder.digest import Digest
 from builder.errors import ImageError, UsageError
-from builder.oci.model import Compression, History
-from builder.oci.reference import Transport, parse, parse_name
+from builder.oci.model import Compression, History, Platform
+from builder.oci.reference import ImageRef, Transport, parse, parse_name
 from builder.store import ENV_ROOT, Store, resolve_root
 
 if TYPE_CHECKING:
@@ -277,3 +277,84 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"Deleted {r.blobs} blobs ({_size(r.bytes)}), {r.layer_records} layer "
                    f"records, {r.rootfs} rootfs, {r.cache_records} cache records, {r.temp} "
                    "temp files")
+
+    def _progress(text_event: object) -> None:
+        from builder import events
+
+        if isinstance(text_event, events.Message):
+            typer.echo(text_event.text, err=True)
+
+    @cmd("pull")
+    def pull(ctx: typer.Context,
+             image: Annotated[str, typer.Argument(metavar="NAME[:TAG|@DIGEST]")],
+             platform: Annotated[str | None, typer.Option(
+                 "--platform", metavar="OS/ARCH[/VARIANT]",
+                 help="Which image of a multi-platform index (default: this machine's).")
+             ] = None,
+             quiet: Annotated[bool, typer.Option("-q", "--quiet",
+                                                 help="No progress.")] = False,
+             root: Annotated[str | None, typer.Option("--root", metavar="DIR",
+                                                      help=ROOT_HELP)] = None,
+             ) -> None:
+        """Fetch an image from a registry into the store (every blob verified)."""
+        from builder.registry.pull import pull as run_pull
+
+        ref = _registry_ref(image)
+        store = open_store(ctx, root)
+        with store.in_use():
+            digest = run_pull(store, ref, _platform(platform),
+                              sink=_progress if not quiet else lambda _e: None)
+        typer.echo(f"Digest: {digest}")
+        typer.echo(ref.name)
+
+    @cmd("push")
+    def push(ctx: typer.Context,
+             image: Annotated[str, typer.Argument(metavar="NAME",
+                                                  help="A stored image (name or ID).")],
+             dest: Annotated[str | None, typer.Argument(
+                 metavar="[DEST]", help="Registry name to push to (default: NAME).")] = None,
+             compression: Annotated[str, typer.Option(
+                 "--compression", metavar="gzip|zstd|none",
+                 help="Layer compression pushed (gzip reads everywhere).")] = "gzip",
+             quiet: Annotated[bool, typer.Option("-q", "--quiet",
+                                                 help="No progress.")] = False,
+             root: Annotated[str | None, typer.Option("--root", metavar="DIR",
+                                                      help=ROOT_HELP)] = None,
+             ) -> None:
+        """Upload a stored image to a registry (as `save` would write it)."""
+        from builder.registry.push import push as run_push
+
+        try:
+            comp = Compression(compression)
+        except ValueError:
+            raise UsageError(f"--compression must be gzip, zstd or none, not {compression!r}"
+                             ) from None
+        store = open_store(ctx, root)
+        with store.in_use():
+            name, digest = _oci_image().lookup(store, image)
+            target = dest or name or image
+            ref = _registry_ref(target)
+            desc = run_push(store, digest, ref, compression=comp,
+                            sink=_progress if not quiet else lambda _e: None)
+        typer.echo(f"Digest: {desc.digest}")
+        typer.echo(ref.name)
+
+
+def _registry_ref(text: str) -> ImageRef:
+    try:
+        ref = parse(text)
+    except ValueError as e:
+        raise UsageError(f"invalid image name {text!r}: {e}") from None
+    if ref.transport is not Transport.NAME:
+        raise UsageError(f"{text!r} is not a registry image name",
+                         hint="for files use `pybuild load` / `pybuild save`")
+    return ref
+
+
+def _platform(text: str | None) -> Platform | None:
+    if text is None:
+        return None
+    parts = text.split("/")
+    if len(parts) not in (2, 3) or not all(parts):
+        raise UsageError(f"--platform={text}: expected OS/ARCH[/VARIANT], e.g. linux/arm64")
+    return Platform(parts[0], parts[1], parts[2] if len(parts) == 3 else "")
