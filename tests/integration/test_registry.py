@@ -296,3 +296,47 @@ def test_build_pulls_its_base_on_demand_and_pushes_the_result(
         subprocess.run([*cmd, "system", "reset", "-f"], capture_output=True, timeout=120)
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip() == "pulled-and-built"
+
+
+def test_docker_schema2_images_pull(registry: RunningRegistry, image_root: Path,
+                                    tmp_path: Path) -> None:
+    """skopeo converts to a Docker schema 2 manifest (and Docker layer media types)."""
+    need("skopeo")
+    store = Store(image_root)
+    digest = store.get_image("localhost/bb:1")
+    assert digest is not None
+    layout_dir = tmp_path / "layout"
+    export(store, digest, parse(f"oci-layout://{layout_dir}:v1"))
+    dest = f"docker://{registry.host}/v2s2:1"
+    skopeo("copy", "--format", "v2s2", "--dest-tls-verify=false", f"oci:{layout_dir}:v1", dest)
+    raw = json.loads(skopeo("inspect", "--raw", "--tls-verify=false", dest))
+    assert raw["mediaType"] == "application/vnd.docker.distribution.manifest.v2+json"
+    root = tmp_path / "fresh"
+    proc = _pb("--root", str(root), "pull", f"{registry.host}/v2s2:1")
+    assert proc.returncode == 0, proc.stderr
+    img = get_image(Store(root), Store(root).get_image(f"{registry.host}/v2s2:1"))  # type: ignore[arg-type]
+    assert img.manifest.media_type == raw["mediaType"]
+    assert img.id == get_image(store, digest).id
+    # and it pushes back as OCI with the digest `save` would give
+    pushed = _pb("--root", str(root), "push", f"{registry.host}/v2s2:1",
+                 f"{registry.host}/v2s2-again:1")
+    assert pushed.returncode == 0, pushed.stderr
+    archive = tmp_path / "a.tar"
+    assert _pb("--root", str(root), "save", "-o", str(archive),
+               f"{registry.host}/v2s2:1").returncode == 0
+    assert json.loads(skopeo("inspect", f"oci-archive:{archive}"))["Digest"] == \
+        pushed.stdout.split()[1]
+
+
+def test_foreign_layers_are_refused(tmp_path: Path) -> None:
+    cfg = ImageConfig(diff_ids=(Digest.of_bytes(b"x"),)).to_bytes()
+    foreign = Descriptor("application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
+                         Digest.of_bytes(b"win"), 3, urls=("https://example.invalid/l",))
+    man = Manifest(Descriptor(OCI_CONFIG, Digest.of_bytes(cfg), len(cfg)), (foreign,)).to_bytes()
+    with serve(FakeServer()) as fake:
+        fake.route("GET", "/v2/win/manifests/1", lambda req: (
+            200, {"Content-Type": OCI_MANIFEST}, man))
+        proc = _pb("--root", str(tmp_path / "root"), "pull", f"{fake.host}/win:1")
+        assert not any("/blobs/" in s.path for s in fake.seen)
+    assert proc.returncode == 5 and "foreign (non-distributable) layer" in proc.stderr
+    assert Store(tmp_path / "root").images() == {}
