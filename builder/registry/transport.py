@@ -38,6 +38,7 @@ MANIFEST_ACCEPT = ", ".join((OCI_INDEX, OCI_MANIFEST, DOCKER_MANIFEST_LIST, DOCK
 MANIFEST_MAX = 4 << 20        # the distribution spec's recommended manifest size limit
 _ERROR_BODY_MAX = 64 << 10
 _MAX_REDIRECTS = 5
+_BLOCK = 1 << 20              # upload chunk size (http.client's default 8 KiB costs CPU)
 _LOOPBACK = ("localhost", "127.0.0.1", "[::1]", "::1")
 _HINTS = {
     401: "log in: write credentials for {host} to ~/.docker/config.json (or the file in "
@@ -133,11 +134,13 @@ BodyFactory = Callable[[], IO[bytes] | bytes]
 
 class Client:
     """One repository on one registry (`domain` as in image names, `repository` the path,
-    e.g. ``library/busybox``). `push=True` asks for push as well as pull rights.
+    e.g. ``library/busybox``). `push=True` asks for push as well as pull rights, and
+    `mount_sources` for pull rights on the repositories blobs may be mounted from.
 
     Thread-safe: layers may be fetched in parallel; the token is shared."""
 
     def __init__(self, domain: str, repository: str, *, push: bool = False,
+                 mount_sources: tuple[str, ...] = (),
                  environ: Mapping[str, str] | None = None,
                  ssl_context: ssl.SSLContext | None = None) -> None:
         self.environ = dict(os.environ if environ is None else environ)
@@ -147,6 +150,8 @@ class Client:
         self.scheme = "http" if is_insecure(self.host, self.environ) else "https"
         self.base = f"{self.scheme}://{self.host}"
         self.action = "pull,push" if push else "pull"
+        # repositories we may mount blobs from: the token asks to pull them too
+        self.mount_sources = tuple(r for r in mount_sources if r != repository)
         self.timeout = _timeout(self.environ)
         self._ssl = ssl_context
         self._auth: str | None = None          # the Authorization header once we have one
@@ -166,9 +171,11 @@ class Client:
     def _connect(self, url: urllib.parse.SplitResult) -> http.client.HTTPConnection:
         if url.scheme == "https":
             ctx = self._ssl or ssl.create_default_context()
-            return http.client.HTTPSConnection(url.netloc, timeout=self.timeout, context=ctx)
+            return http.client.HTTPSConnection(url.netloc, timeout=self.timeout, context=ctx,
+                                               blocksize=_BLOCK)
         if url.scheme == "http":
-            return http.client.HTTPConnection(url.netloc, timeout=self.timeout)
+            return http.client.HTTPConnection(url.netloc, timeout=self.timeout,
+                                              blocksize=_BLOCK)
         raise RegistryError(f"registry {self.host}: unsupported URL scheme in {url.geturl()}")
 
     def _send(self, method: str, url: str, headers: Mapping[str, str], body: BodyFactory | None,
@@ -254,6 +261,7 @@ class Client:
             query.append(("service", params["service"]))
         scope = f"repository:{self.repository}:{self.action}"
         query.append(("scope", scope))
+        query += [("scope", f"repository:{r}:pull") for r in self.mount_sources]
         if params.get("scope") and params["scope"] != scope:
             query.append(("scope", params["scope"]))
         sep = "&" if "?" in realm else "?"
@@ -373,13 +381,22 @@ class Client:
         return self.request("GET", f"/v2/{self.repository}/blobs/{digest}",
                             f"get blob {digest.short} of")
 
-    def upload_blob(self, digest: Digest, size: int, body: BodyFactory) -> None:
-        """POST an upload session, then one monolithic ``PUT <location>?digest=``."""
+    def upload_blob(self, digest: Digest, size: int, body: BodyFactory,
+                    mount_from: str | None = None) -> bool:
+        """POST an upload session, then one monolithic ``PUT <location>?digest=``. With
+        `mount_from` (another repository of this registry that has the blob), ask for a
+        cross-repository mount first: 201 means done without sending a byte; a 202 is an
+        ordinary upload session (the spec's fallback). Returns True when mounted."""
         what = f"upload blob {digest.short} to"
-        with self.request("POST", f"/v2/{self.repository}/blobs/uploads/", what,
-                          headers={"Content-Length": "0"}, ok=(202,)) as resp:
+        path = f"/v2/{self.repository}/blobs/uploads/"
+        if mount_from:
+            path += "?" + urllib.parse.urlencode({"mount": str(digest), "from": mount_from})
+        with self.request("POST", path, what, headers={"Content-Length": "0"},
+                          ok=(201, 202)) as resp:
             location = resp.headers.get("Location")
             resp.read()
+        if resp.status == 201:
+            return True
         if not location:
             raise self._error(what, "the registry sent no upload Location")
         url = urllib.parse.urljoin(self.base + "/", location)
@@ -390,6 +407,7 @@ class Client:
         self.request("PUT", url, what, body=body,
                      headers={"Content-Type": "application/octet-stream",
                               "Content-Length": str(size)}, ok=(201, 204)).close()
+        return False
 
     def put_manifest(self, reference: str, media_type: str, data: bytes) -> Digest:
         """PUT a manifest or index under a tag (or its digest); returns its digest."""

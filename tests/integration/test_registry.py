@@ -87,9 +87,10 @@ def test_push_gives_the_digest_save_writes_and_skopeo_reads(
     # pushing again finds every blob there (HEAD) and uploads nothing
     again = _pb("push", "--root", str(image_root), "--compression", comp, "localhost/bb:1",
                 dest)
-    assert again.returncode == 0 and "pushed sha256" not in again.stderr.replace(
-        "pushed " + dest, "")
-    assert again.stderr.count("exists ") == 2
+    assert again.returncode == 0, again.stderr
+    assert [line.split()[0] for line in again.stderr.splitlines()
+            if line.split()[0] in ("exists", "pushed", "mounted")
+            and not line.startswith(f"pushed {dest}")] == ["exists", "exists"]
 
 
 def test_skopeo_copied_layout_pulls_with_the_same_manifest_and_config(
@@ -116,6 +117,14 @@ def test_skopeo_copied_layout_pulls_with_the_same_manifest_and_config(
     # the layers are recorded, so the image can be saved and checked out at once
     inspect = _pb("--root", str(root), "inspect", f"{registry.host}/copied:v1")
     assert inspect.returncode == 0 and json.loads(inspect.stdout)["Id"] == str(pulled.id)
+    # pushed on to another repository of the same registry, the blobs are mounted, not sent
+    onward = _pb("--root", str(root), "push", f"{registry.host}/copied:v1",
+                 f"{registry.host}/onward:v1")
+    assert onward.returncode == 0, onward.stderr
+    assert onward.stderr.count("mounted ") == 2 and "\npushed " not in onward.stderr.replace(
+        f"pushed {registry.host}/onward:v1", "")
+    assert json.loads(skopeo("inspect", "--tls-verify=false",
+                             f"docker://{registry.host}/onward:v1"))["Digest"] == remote["Digest"]
     # a second pull stores nothing new and gives the same answer
     blobs = sorted(p.name for p in (root / "blobs" / "sha256").iterdir())
     assert _pb("--root", str(root), "pull", "-q", f"{registry.host}/copied:v1").returncode == 0
@@ -274,6 +283,7 @@ def test_build_pulls_its_base_on_demand_and_pushes_the_result(
     built = _pb("--root", str(root), "build", "--progress=plain", "--push", "-t", app, str(ctx))
     assert built.returncode == 0, built.stderr
     assert f"pulling {base}" in built.stderr and f"=> pushed {app}@sha256:" in built.stderr
+    assert "mounted " in built.stderr            # the base layer, from the base's repository
     pushed_digest = built.stderr.split(f"=> pushed {app}@")[1].split()[0]
     assert json.loads(skopeo("inspect", "--tls-verify=false", f"docker://{app}")
                       )["Digest"] == pushed_digest

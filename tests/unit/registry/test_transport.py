@@ -216,3 +216,22 @@ def test_upload_posts_then_puts_with_the_digest() -> None:
         put = fake.seen[-1]
         assert put.method == "PUT" and put.body == b"data"
         assert "_state=abc" in put.path and f"digest=sha256%3A{d.hex}" in put.path
+
+
+def test_cross_repository_mount_and_its_upload_fallback() -> None:
+    with serve(FakeServer()) as fake:
+        def post(req: Seen) -> tuple[int, dict[str, str], bytes]:
+            if "from=lib%2Fbase" in req.path:
+                return 201, {"Location": "/v2/a/blobs/x"}, b""
+            return 202, {"Location": "/v2/a/blobs/uploads/u2"}, b""
+
+        fake.route("POST", "/v2/a/blobs/uploads/", post)
+        fake.route("PUT", "/v2/a/blobs/uploads/u2", lambda req: (201, {}, b""))
+        d = Digest.of_bytes(b"data")
+        client = Client(fake.host, "a", push=True, mount_sources=("lib/base",), environ={})
+        assert client.upload_blob(d, 4, lambda: b"data", mount_from="lib/base") is True
+        assert [s.method for s in fake.seen] == ["POST"]
+        assert f"mount=sha256%3A{d.hex}" in fake.seen[0].path
+        # a registry that cannot mount opens an ordinary upload session instead
+        assert client.upload_blob(d, 4, lambda: b"data", mount_from="other/repo") is False
+        assert [s.method for s in fake.seen] == ["POST", "POST", "PUT"]
