@@ -3,8 +3,9 @@ through a local `docker-registry` on 127.0.0.1, pybuild beside skopeo, interleav
 
 - pull: `pybuild pull` into an empty store vs `skopeo copy docker://… oci:DIR` (pybuild also
   decompresses each layer once to check its diff_id and record it — work skopeo does not do);
-- push: `pybuild push` to a new repository vs `skopeo copy oci:LAYOUT docker://…` (every blob
-  uploaded: a registry links blobs per repository).
+- push: `pybuild push` to a new repository vs `skopeo copy oci:LAYOUT docker://…`; both
+  mount the blobs from the repository they were first pushed to (skopeo knows it from its
+  blob-info cache, pybuild from the stored image's name), so this measures the round trips.
 
 Prints medians (seconds) and pybuild/skopeo ratios. Needs /var/tmp/bench-images/debian (made
 by ../shared/bench/setup.sh), docker-registry and skopeo.
@@ -56,8 +57,9 @@ def main() -> None:
                            capture_output=True)
             results: dict[str, list[float]] = {k: [] for k in
                                                ("pull pybuild", "pull skopeo",
-                                                "push pybuild", "push skopeo")}
+                                                "push pybuild", "push skopeo", "floor")}
             for i in range(args.runs):
+                results["floor"].append(timed([*pb, "--version"]))
                 fresh = tmp / f"pull-{i}"
                 results["pull pybuild"].append(timed([*pb, "--root", str(fresh), "pull", "-q",
                                                       src]))
@@ -72,6 +74,7 @@ def main() -> None:
                                                      f"docker://{reg.host}/sk{i}/debian:1"]))
     med = {k: statistics.median(v) for k, v in results.items()}
     print(f"registry benchmark: debian:bookworm (49 MB gzip layer), {args.runs} runs, medians")
+    print(f"  interpreter floor (pybuild --version): {med['floor']:.2f}s")
     for op in ("pull", "push"):
         a, b = med[f"{op} pybuild"], med[f"{op} skopeo"]
         print(f"  {op}: pybuild {a:.2f}s  skopeo {b:.2f}s  ratio {a / b:.2f}")
