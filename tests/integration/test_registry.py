@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from builder.digest import Digest
+from builder.errors import ImageError
 from builder.oci.image import get_image, import_rootfs
 from builder.oci.layout import export
 from builder.oci.model import (
@@ -184,6 +185,17 @@ def test_multi_platform_index_pulls_the_host_platform(
     assert proc.returncode == 0, proc.stderr
     got = get_image(Store(root2), index_digest, Platform("linux", other_arch))
     assert got.manifest_digest == other_digest and got.config.architecture == other_arch
+    # a build's resolver asked for a platform the stored index lacks fetches that one
+    from builder.api import ImageResolver
+    from builder.graph import Platform as PlanPlatform
+
+    resolver = ImageResolver(Store(root), "missing", ENV)
+    got = resolver(f"{registry.host}/{repo}:1", PlanPlatform("linux", other_arch)).image
+    assert got.manifest_digest == other_digest
+    assert Store(root).has_blob(host_man.digest)             # the host's is still there
+    with pytest.raises(ImageError, match="no manifest for linux/arm64"):
+        ImageResolver(Store(root2), "never", ENV)(f"{registry.host}/{repo}:1",
+                                                  PlanPlatform("linux", "arm64"))
     # a platform the index lacks: a clear error, exit 5
     proc = _pb("--root", str(root2), "pull", "--platform", "windows/arm",
                f"{registry.host}/{repo}:1")
