@@ -13,7 +13,6 @@ last, so a failed pull leaves no name behind.
 
 from __future__ import annotations
 
-import http.client
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 
@@ -106,19 +105,19 @@ def fetch_blob(store: Store, client: Client, desc: Descriptor) -> None:
     with client.open_blob(desc.digest) as resp:
         length = resp.headers.get("Content-Length")
         if length is not None and length.isdigit() and int(length) != desc.size:
-            raise client._error(what, f"the registry sends {length} bytes, the manifest says "
+            raise client.error(what, f"the registry sends {length} bytes, the manifest says "
                                 f"{desc.size}", hint="the registry or the manifest is corrupt")
         try:
             with store.blob_writer(desc.digest, desc.size) as w:
                 while block := resp.read(_CHUNK):
                     w.write(block)
+                if w.size < desc.size:   # http.client ends a short body quietly
+                    raise client.error(what, f"connection lost after {w.size} of "
+                                        f"{desc.size} bytes", hint="try again")
                 w.commit()
         except ImageError as e:
-            raise client._error(what, e.message, hint="the registry served bytes that do not "
+            raise client.error(what, e.message, hint="the registry served bytes that do not "
                                 "match the digest; nothing was stored") from None
-        except (OSError, http.client.HTTPException) as e:
-            raise client._error(what, f"connection lost while downloading: {e}",
-                                hint="try again") from None
 
 
 def pull(store: Store, ref: ImageRef, platform: Platform | None = None, *,

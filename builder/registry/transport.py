@@ -91,19 +91,26 @@ class Response:
     """An HTTP response whose body is read as a stream; close() also closes its connection."""
 
     def __init__(self, conn: http.client.HTTPConnection, resp: http.client.HTTPResponse,
-                 url: str) -> None:
+                 url: str, lost: Callable[[str], RegistryError]) -> None:
         self._conn = conn
         self._resp = resp
+        self._lost = lost
         self.status = resp.status
         self.headers = resp.headers
         self.url = url
 
     def read(self, n: int = -1, /) -> bytes:
-        return self._resp.read(None if n < 0 else n)
+        """Read the body; a dropped connection or a timeout is a RegistryError."""
+        try:
+            return self._resp.read(None if n < 0 else n)
+        except (OSError, http.client.HTTPException) as e:
+            self.close()
+            raise self._lost(f"connection lost while reading from {self.url}: "
+                             f"{e or type(e).__name__}") from None
 
     def read_limited(self, limit: int) -> bytes:
         """The whole body, refusing more than `limit` bytes (a document, not a layer)."""
-        data = self._resp.read(limit + 1)
+        data = self.read(limit + 1)
         if len(data) > limit:
             raise ValueError(f"more than {limit} bytes")
         return data
@@ -164,7 +171,8 @@ class Client:
     def where(self) -> str:
         return f"{self.domain}/{self.repository}"
 
-    def _error(self, what: str, detail: str, hint: str | None = None) -> RegistryError:
+    def error(self, what: str, detail: str, hint: str | None = None) -> RegistryError:
+        """A RegistryError naming this registry, `what` was asked and of which repository."""
         return RegistryError(f"registry {self.host}: {what} {self.where}: {detail}", hint=hint)
 
     # --- low level ---------------------------------------------------------------------------
@@ -200,32 +208,33 @@ class Client:
                         payload.close()
             except (ssl.SSLError, ssl.CertificateError) as e:
                 conn.close()
-                raise self._error(what, f"TLS failed talking to {parts.netloc}: {e}",
+                raise self.error(what, f"TLS failed talking to {parts.netloc}: {e}",
                                   hint=f"if the registry serves plain HTTP, list "
                                   f"{self.host} in ${ENV_INSECURE}; if its certificate is "
                                   "private, point SSL_CERT_FILE at its CA") from None
             except TimeoutError:
                 conn.close()
-                raise self._error(what, f"{parts.netloc} did not answer within "
+                raise self.error(what, f"{parts.netloc} did not answer within "
                                   f"{self.timeout:g}s",
                                   hint=f"check the network; raise ${ENV_TIMEOUT}") from None
             except (OSError, http.client.HTTPException) as e:
                 conn.close()
-                reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e) \
-                    or type(e).__name__
-                raise self._error(what, f"cannot reach {parts.scheme}://{parts.netloc}: "
-                                  f"{reason.lower() if reason else e}",
+                reason = (e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+                          ) or type(e).__name__
+                raise self.error(what, f"cannot reach {parts.scheme}://{parts.netloc}: "
+                                  f"{reason[:1].lower() + reason[1:]}",
                                   hint="check the registry name and port, and that it is "
                                   "running and reachable") from None
             if resp.status in (301, 302, 303, 307, 308) and resp.headers.get("Location"):
                 url = urllib.parse.urljoin(url, resp.headers["Location"])
-                resp.read()
+                with contextlib.suppress(OSError, http.client.HTTPException):
+                    resp.read()
                 conn.close()
                 if resp.status == 303:
                     method, body = "GET", None
                 continue
-            return Response(conn, resp, url)
-        raise self._error(what, f"more than {_MAX_REDIRECTS} redirects")
+            return Response(conn, resp, url, lambda detail: self.error(what, detail))
+        raise self.error(what, f"more than {_MAX_REDIRECTS} redirects")
 
     def _credentials(self) -> Credentials | None:
         if not self._creds_loaded:
@@ -255,7 +264,7 @@ class Client:
     def _token(self, params: Mapping[str, str], creds: Credentials | None, what: str) -> str:
         realm = params.get("realm")
         if not realm:
-            raise self._error(what, "the registry asked for a Bearer token without a realm")
+            raise self.error(what, "the registry asked for a Bearer token without a realm")
         query = []
         if params.get("service"):
             query.append(("service", params["service"]))
@@ -277,7 +286,7 @@ class Client:
             body = resp.read(_ERROR_BODY_MAX)
         if resp.status != 200:
             hint = _HINTS[401].format(host=self.domain) if resp.status in (401, 403) else None
-            raise self._error(what, f"the token server {rparts.netloc} refused: HTTP "
+            raise self.error(what, f"the token server {rparts.netloc} refused: HTTP "
                               f"{resp.status}{_describe(body)}", hint=hint)
         try:
             doc = json.loads(body)
@@ -285,7 +294,7 @@ class Client:
         except (ValueError, AttributeError):
             token = None
         if not isinstance(token, str) or not token:
-            raise self._error(what, f"the token server {rparts.netloc} sent no token")
+            raise self.error(what, f"the token server {rparts.netloc} sent no token")
         return token
 
     def request(self, method: str, path: str, what: str, *,
@@ -323,7 +332,7 @@ class Client:
         """A RegistryError for an unexpected status, with the registry's error code."""
         body = b""
         if resp.status >= 300:
-            with contextlib.suppress(OSError, http.client.HTTPException):
+            with contextlib.suppress(RegistryError):
                 body = resp.read(_ERROR_BODY_MAX)
         resp.close()
         hint = _HINTS.get(resp.status)
@@ -335,7 +344,7 @@ class Client:
             hint = f"the credentials for {self.domain} in {creds.source} were refused; log in again"
         elif resp.status >= 500:
             hint = "the registry failed; try again later"
-        return self._error(what, f"HTTP {resp.status}{_describe(body)}", hint=hint)
+        return self.error(what, f"HTTP {resp.status}{_describe(body)}", hint=hint)
 
     # --- the distribution API ----------------------------------------------------------------
     def ping(self) -> None:
@@ -351,10 +360,8 @@ class Client:
             try:
                 data = resp.read_limited(MANIFEST_MAX)
             except ValueError:
-                raise self._error(what, f"the manifest is larger than {MANIFEST_MAX} bytes"
+                raise self.error(what, f"the manifest is larger than {MANIFEST_MAX} bytes"
                                   ) from None
-            except (OSError, http.client.HTTPException) as e:
-                raise self._error(what, f"connection lost while reading: {e}") from None
             media_type = (resp.headers.get("Content-Type") or "").split(";")[0].strip()
             header_digest = resp.headers.get("Docker-Content-Digest")
         digest = Digest.of_bytes(data)
@@ -364,7 +371,7 @@ class Client:
         elif header_digest and header_digest.startswith("sha256:"):
             expect = header_digest
         if expect is not None and str(digest) != expect:
-            raise self._error(what, f"the manifest served hashes to {digest}, not {expect}",
+            raise self.error(what, f"the manifest served hashes to {digest}, not {expect}",
                               hint="the registry (or something between) is corrupt or "
                               "hostile; nothing was stored")
         return ManifestData(data, media_type, digest)
@@ -398,7 +405,7 @@ class Client:
         if resp.status == 201:
             return True
         if not location:
-            raise self._error(what, "the registry sent no upload Location")
+            raise self.error(what, "the registry sent no upload Location")
         url = urllib.parse.urljoin(self.base + "/", location)
         parts = urllib.parse.urlsplit(url)
         query = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
@@ -420,7 +427,7 @@ class Client:
             got = resp.headers.get("Docker-Content-Digest")
         digest = Digest.of_bytes(data)
         if got and got != str(digest):
-            raise self._error(what, f"the registry stored it as {got}, not {digest}")
+            raise self.error(what, f"the registry stored it as {got}, not {digest}")
         return digest
 
 

@@ -235,3 +235,22 @@ def test_cross_repository_mount_and_its_upload_fallback() -> None:
         # a registry that cannot mount opens an ordinary upload session instead
         assert client.upload_blob(d, 4, lambda: b"data", mount_from="other/repo") is False
         assert [s.method for s in fake.seen] == ["POST", "POST", "PUT"]
+
+
+def test_a_connection_lost_mid_blob_is_a_registry_error_and_stores_nothing(
+        tmp_path: Path) -> None:
+    from builder.oci.model import OCI_LAYER_GZIP, Descriptor
+    from builder.registry.pull import fetch_blob
+    from builder.store import Store
+
+    data = b"\x1f\x8b" + b"x" * 5000
+    desc = Descriptor(OCI_LAYER_GZIP, Digest.of_bytes(data), len(data))
+    with serve(FakeServer()) as fake:
+        fake.route("GET", "/v2/a/blobs/*", lambda req: (
+            200, {"Content-Length": str(len(data)), "Connection": "close"}, data[:1000]))
+        store = Store(tmp_path / "store")
+        with pytest.raises(RegistryError) as err:
+            fetch_blob(store, Client(fake.host, "a", environ={}), desc)
+    assert "connection lost" in err.value.message and fake.host in err.value.message
+    assert not store.has_blob(desc.digest)
+    assert list((tmp_path / "store" / "tmp").iterdir()) == []
