@@ -382,7 +382,8 @@ def build(store: Store, opts: BuildOptions, sink: events.Sink = events.discard) 
                             environ=opts.environ or None, sink=sink)
                 pushed.append((name, str(done.digest)))
     manifest_digest = str(desc.digest)
-    exported = next((d for t, _, d in outputs if d and t == "oci"), None)
+    exported = next((d for t, _, d in outputs if d and t == "oci"), None) or \
+        (pushed[0][1] if pushed else None)   # buildx reports the pushed manifest's digest
     result = BuildResult(manifest_digest=manifest_digest, config_digest=str(img.id),
                          names=tuple(names_out), outputs=tuple(outputs),
                          stats=solution.stats, duration=time.monotonic() - t0,

@@ -48,7 +48,7 @@ class FakeServer:
 
 
 @contextmanager
-def serve(fake: FakeServer) -> Iterator[FakeServer]:
+def serve(fake: FakeServer, address: str = "127.0.0.1") -> Iterator[FakeServer]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
@@ -73,9 +73,9 @@ def serve(fake: FakeServer) -> Iterator[FakeServer]:
 
         do_GET = do_HEAD = do_POST = do_PUT = _any  # noqa: N815
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = ThreadingHTTPServer((address, 0), Handler)
     server.daemon_threads = True
-    fake.host = f"127.0.0.1:{server.server_address[1]}"
+    fake.host = f"{address}:{server.server_address[1]}"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

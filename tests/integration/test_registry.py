@@ -292,13 +292,16 @@ def test_build_pulls_its_base_on_demand_and_pushes_the_result(
     never = _pb("--root", str(root), "build", "--pull=never", "-t", "x:1", str(ctx))
     assert never.returncode == 1 and "--pull=never" in never.stderr
     app = f"{registry.host}/app:1"
-    built = _pb("--root", str(root), "build", "--progress=plain", "--push", "-t", app, str(ctx))
+    meta = tmp_path / "meta.json"
+    built = _pb("--root", str(root), "build", "--progress=plain", "--push", "-t", app,
+                "--metadata-file", str(meta), str(ctx))
     assert built.returncode == 0, built.stderr
     assert f"pulling {base}" in built.stderr and f"=> pushed {app}@sha256:" in built.stderr
     assert "mounted " in built.stderr            # the base layer, from the base's repository
     pushed_digest = built.stderr.split(f"=> pushed {app}@")[1].split()[0]
     assert json.loads(skopeo("inspect", "--tls-verify=false", f"docker://{app}")
                       )["Digest"] == pushed_digest
+    assert json.loads(meta.read_text())["containerimage.digest"] == pushed_digest
     # --pull=always fetches again (the registry is asked), and still builds from cache
     again = _pb("--root", str(root), "build", "--progress=plain", "--pull=always", "-t", app,
                 str(ctx))
@@ -362,3 +365,20 @@ def test_foreign_layers_are_refused(tmp_path: Path) -> None:
         assert not any("/blobs/" in s.path for s in fake.seen)
     assert proc.returncode == 5 and "foreign (non-distributable) layer" in proc.stderr
     assert Store(tmp_path / "root").images() == {}
+
+
+def test_tls_by_default_and_the_insecure_registries_list(tmp_path: Path) -> None:
+    """127.0.0.2 is a loopback address but not one of the names pybuild trusts with plain
+    HTTP: without PYBUILD_INSECURE_REGISTRIES it speaks TLS (and fails against a plain-HTTP
+    server, saying what to do); listed, it speaks HTTP."""
+    with serve(FakeServer(), address="127.0.0.2") as fake:
+        fake.route("GET", "/v2/x/manifests/1", lambda req: (
+            404, {"Content-Type": "application/json"},
+            b'{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}'))
+        root = str(tmp_path / "root")
+        tls = _pb("--root", root, "pull", f"{fake.host}/x:1")
+        assert tls.returncode == 5 and "TLS failed" in tls.stderr
+        assert "PYBUILD_INSECURE_REGISTRIES" in tls.stderr
+        plain = _pb("--root", root, "pull", f"{fake.host}/x:1",
+                    env={"PYBUILD_INSECURE_REGISTRIES": f"other:1,{fake.host}"})
+        assert plain.returncode == 5 and "MANIFEST_UNKNOWN: manifest unknown" in plain.stderr
