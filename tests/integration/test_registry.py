@@ -313,7 +313,10 @@ def test_build_pulls_its_base_on_demand_and_pushes_the_result(
     if podman is None:
         pytest.skip("podman not installed: cannot run the pushed image")
     with tempfile.TemporaryDirectory(prefix="pbpod-") as short:
-        cmd = [podman, "--root", f"{short}/root", "--runroot", f"{short}/run"]
+        # --tmpdir too: podman's default (/run/libpod) is shared with every other podman
+        # on the machine, and a concurrent `system reset` removes it.
+        cmd = [podman, "--root", f"{short}/root", "--runroot", f"{short}/run",
+               "--tmpdir", f"{short}/tmp"]
         run = subprocess.run([*cmd, "--runtime", "runc", "run", "--rm", "--network", "none",
                               "--tls-verify=false", "--ulimit", "nofile=20000:20000",
                               "--ulimit", "nproc=4096:4096", app],
