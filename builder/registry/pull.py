@@ -4,7 +4,9 @@ Tag → manifest or index. For an index, one manifest is chosen for the wanted p
 (containerd's matcher: same os and architecture, the same variant — arm64 "" ≡ "v8",
 amd64 "" ≡ "v1" — preferred over an entry without one). The config and the layers are
 streamed into the store (skipping blobs already there), each checked against its digest and
-size; a blob that does not match is refused and never becomes visible. Then the manifest is
+size; a blob that does not match is refused and never becomes visible. Each layer is
+decompressed once in its download worker to check it against the config's diff_id and record
+it (the loader's `store_layer_blob`), so layers decompress in parallel. Then the manifest is
 stored and — for an index — the index too, with its original bytes: the name points at what
 the registry serves for the tag (so a later pull or push of the same name sees the same
 digest); builder.oci.image resolves it to the stored platform's manifest. The name is set
@@ -19,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from builder import events
 from builder.digest import Digest
 from builder.errors import ImageError, RegistryError
+from builder.oci.layers import store_layer_blob
 from builder.oci.layout import record_image
 from builder.oci.model import (
     DOCKER_LAYER_FOREIGN,
@@ -26,6 +29,7 @@ from builder.oci.model import (
     MANIFEST_TYPES,
     Compression,
     Descriptor,
+    ImageConfig,
     Index,
     Manifest,
     Platform,
@@ -120,6 +124,29 @@ def fetch_blob(store: Store, client: Client, desc: Descriptor) -> None:
                                 "match the digest; nothing was stored") from None
 
 
+def fetch_layer(store: Store, client: Client, desc: Descriptor, diff_id: Digest) -> None:
+    """Fetch a layer blob, then decompress it once to record it by diff_id (the shared
+    `store_layer_blob`), in the download worker: layers are then decompressed in parallel
+    and while others download. A layer whose tar does not hash to `diff_id` (the config's)
+    is refused here, before any manifest is stored; `record_image` then finds the records
+    made, as for a loaded image."""
+    fetch_blob(store, client, desc)
+    rec = store.get_layer(diff_id)
+    comp = Compression.of_media_type(desc.media_type)
+    if rec is not None and comp in rec.variants and rec.variants[comp].digest == desc.digest:
+        return
+    what = f"get blob {desc.digest.short} of"
+    try:
+        got = store_layer_blob(store, desc.digest, desc.media_type)
+    except ImageError as e:
+        raise client.error(what, e.message, hint="the registry serves a layer that is not a "
+                           "valid compressed tar") from None
+    if got.diff_id != diff_id:
+        raise client.error(what, f"layer {desc.digest} decompresses to {got.diff_id}, but the "
+                           f"image config says {diff_id}",
+                           hint="the image is corrupt or was tampered with; nothing was named")
+
+
 def pull(store: Store, ref: ImageRef, platform: Platform | None = None, *,
          environ: Mapping[str, str] | None = None, sink: events.Sink = events.discard,
          jobs: int = PULL_JOBS) -> Digest:
@@ -155,9 +182,19 @@ def pull(store: Store, ref: ImageRef, platform: Platform | None = None, *,
     manifest = doc
     _check_distributable(client, ref, manifest)
     fetch_blob(store, client, manifest.config)
+    try:
+        diff_ids = ImageConfig.from_bytes(store.read_blob(manifest.config.digest)).diff_ids
+    except ValueError as e:
+        raise client.error(f"get config {manifest.config.digest.short} of", str(e)) from None
+    if len(diff_ids) != len(manifest.layers):
+        raise client.error(f"get manifest {_reference(ref)} of", f"{len(manifest.layers)} "
+                           f"layers but {len(diff_ids)} diff_ids in the image config",
+                           hint="the image is corrupt")
+    by_layer = dict(zip((b.digest for b in manifest.layers), diff_ids, strict=True))
     blobs = list({b.digest: b for b in manifest.layers}.values())
     with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(blobs) or 1))) as pool:
-        futures = [pool.submit(fetch_blob, store, client, d) for d in blobs]
+        futures = [pool.submit(fetch_layer, store, client, d, by_layer[d.digest])
+                   for d in blobs]
         errors = []
         for fut, desc in zip(futures, blobs, strict=True):
             exc = fut.exception()

@@ -385,3 +385,32 @@ def test_tls_by_default_and_the_insecure_registries_list(tmp_path: Path) -> None
         plain = _pb("--root", root, "pull", f"{fake.host}/x:1",
                     env={"PYBUILD_INSECURE_REGISTRIES": f"other:1,{fake.host}"})
         assert plain.returncode == 5 and "MANIFEST_UNKNOWN: manifest unknown" in plain.stderr
+
+
+def test_a_layer_not_matching_the_configs_diff_id_is_refused(tmp_path: Path) -> None:
+    import gzip
+    import io
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        info = tarfile.TarInfo("hello")
+        info.size = 2
+        tf.addfile(info, io.BytesIO(b"hi"))
+    layer_bytes = gzip.compress(buf.getvalue(), mtime=0)
+    cfg = ImageConfig(diff_ids=(Digest.of_bytes(b"not the tar"),)).to_bytes()
+    layer = Descriptor(OCI_LAYER_GZIP, Digest.of_bytes(layer_bytes), len(layer_bytes))
+    man = Manifest(Descriptor(OCI_CONFIG, Digest.of_bytes(cfg), len(cfg)), (layer,)).to_bytes()
+    with serve(FakeServer()) as fake:
+        fake.route("GET", "/v2/liar/manifests/1", lambda req: (
+            200, {"Content-Type": OCI_MANIFEST}, man))
+        fake.route("GET", f"/v2/liar/blobs/{Digest.of_bytes(cfg)}", lambda req: (200, {}, cfg))
+        fake.route("GET", f"/v2/liar/blobs/{layer.digest}",
+                   lambda req: (200, {}, layer_bytes))
+        root = tmp_path / "root"
+        proc = _pb("--root", str(root), "pull", f"{fake.host}/liar:1")
+    assert proc.returncode == 5, proc.stderr
+    assert "decompresses to" in proc.stderr and "image config says" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert Store(root).images() == {}
+    assert not Store(root).has_blob(Digest.of_bytes(man))
