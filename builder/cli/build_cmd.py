@@ -78,6 +78,13 @@ def register(app: typer.Typer) -> None:
             "--source-date-epoch", metavar="SECONDS",
             help="Clamp timestamps for reproducible images (default: $SOURCE_DATE_EPOCH).")
         ] = None,
+        cache_to: Annotated[list[str] | None, typer.Option(
+            "--cache-to", metavar="type=local,dest=DIR[,mode=min|max]",
+            help="Export the build cache to DIR (repeatable; also compression=zstd|gzip, "
+            "tag=NAME, ignore-error=true).")] = None,
+        cache_from: Annotated[list[str] | None, typer.Option(
+            "--cache-from", metavar="type=local,src=DIR",
+            help="Use a cache exported with --cache-to (repeatable; tag=NAME).")] = None,
         check: Annotated[bool, typer.Option(
             "--check", help="Only run the build checks (BuildKit's rules); exit 1 on any "
             "finding.")] = False,
@@ -85,6 +92,7 @@ def register(app: typer.Typer) -> None:
         """Build an image from a Dockerfile (`pybuild -f Dockerfile .` is the same command)."""
         from builder.api import BuildOptions
         from builder.api import build as run_build
+        from builder.cache import parse_cache_spec
         from builder.cli import progress as prog
         from builder.cli.image_cmds import open_store
         from builder.executor import StepFailed
@@ -122,7 +130,9 @@ def register(app: typer.Typer) -> None:
             target=target, no_cache=no_cache, pull=pull, labels=tuple(labels),
             network=network, outputs=tuple(parse_output(o) for o in output or ()),
             compression=comp, jobs=jobs or os.cpu_count() or 1, source_date_epoch=sde,
-            iidfile=iidfile, metadata_file=metadata_file, environ=dict(os.environ))
+            iidfile=iidfile, metadata_file=metadata_file, environ=dict(os.environ),
+            cache_to=tuple(parse_cache_spec(c, "to") for c in cache_to or ()),
+            cache_from=tuple(parse_cache_spec(c, "from") for c in cache_from or ()))
         if check:
             from builder.api import check as run_check
 

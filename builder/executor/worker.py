@@ -108,7 +108,9 @@ class StepFailed(BuildFailed):
 @dataclass(slots=True)
 class SolveOptions:
     """How to realise steps: the context directory, cache use, RUN network for
-    `network=default`, SOURCE_DATE_EPOCH and the base-image resolver."""
+    `network=default`, SOURCE_DATE_EPOCH and the base-image resolver. `remote_cache`, when
+    set, is asked for a key the store misses (imported caches, builder.cache): it returns
+    the record after putting it — and its layer — into the store, or None."""
 
     context_dir: Path
     resolve_image: ImageResolver
@@ -116,6 +118,7 @@ class SolveOptions:
     network: str = "host"
     source_date_epoch: int | None = None
     sink: events.Sink = events.discard
+    remote_cache: Callable[[str], CacheRecord | None] | None = None
     memo_lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -176,6 +179,8 @@ class Worker:
         if self.opts.no_cache:
             return None
         rec = self.store.get_cache(key)
+        if rec is None and self.opts.remote_cache is not None:
+            rec = self.opts.remote_cache(key)
         if rec is None:
             return None
         base = _chain(inputs, step)
