@@ -170,9 +170,9 @@ class LocalLayout:
         entries.append(Descriptor(manifest.media_type, manifest.digest, manifest.size,
                                   {ANNOTATION_REF_NAME: tag}))
         entries.sort(key=lambda e: e.annotations.get(ANNOTATION_REF_NAME, ""))
-        atomic_write(self.root / "oci-layout",
-                     canonical_json({"imageLayoutVersion": OCI_LAYOUT_VERSION}))
-        atomic_write(self.root / "index.json", canonical_json(
+        _publish(self.root / "oci-layout",
+                 canonical_json({"imageLayoutVersion": OCI_LAYOUT_VERSION}))
+        _publish(self.root / "index.json", canonical_json(
             {"schemaVersion": 2, "mediaType": OCI_INDEX,
              "manifests": [e.to_json() for e in entries]}))
         if gc:
@@ -197,6 +197,17 @@ class LocalLayout:
                                            entry.name.startswith(".tmp-")):
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(entry.path)
+
+
+def _publish(path: Path, data: bytes) -> None:
+    """atomic_write, world-readable like the blobs (a CI cache is often restored by another
+    user than the one that saved it); an unchanged file is left alone (incremental export:
+    a CI cache step that compares files sees no change)."""
+    with contextlib.suppress(OSError):
+        if path.read_bytes() == data:
+            return
+    atomic_write(path, data)
+    os.chmod(path, 0o644)
 
 
 def _read_entries(index: Path) -> list[Descriptor]:
