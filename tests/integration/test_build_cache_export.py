@@ -438,3 +438,21 @@ def test_gzip_compression_is_honoured(tmp_path: Path, ctx: Path) -> None:
                                     for la in config["layers"])
     again = run_build(fresh(tmp_path), ctx, cache_from=frm(cache))
     assert short(again) == ["RUN echo built > /artifact"]
+
+
+def test_one_directory_can_be_both_source_and_destination(
+        tmp_path: Path, ctx: Path, exported: tuple[Store, Path, Run]) -> None:
+    """The usual CI loop (restore DIR, build with --cache-from DIR --cache-to DIR, save DIR):
+    the export replaces the tag and collects what it no longer names, so DIR does not grow
+    with every run (buildx's local cache does; its docs suggest a move-dir workaround)."""
+    _, cache, _ = exported
+    sizes = []
+    for n in range(3):
+        (ctx / "app.txt").write_text(f"app run {n}\n")
+        store = fresh(tmp_path, f"runner{n}")
+        run = run_build(store, ctx, cache_from=frm(cache), cache_to=to(cache, ",mode=max"))
+        assert short(run)[0] == "COPY app.txt /app.txt" and len(run.ran) == 3
+        sizes.append(len(os.listdir(cache / "blobs" / "sha256")))
+    assert sizes[0] == sizes[1] == sizes[2]
+    again = run_build(fresh(tmp_path, "last"), ctx, cache_from=frm(cache))
+    assert again.ran == []
