@@ -203,8 +203,7 @@ class CacheImporter:
             try:
                 config = _read_config(source, spec.tag)
             except CacheDamaged as e:
-                warn(f"cache {spec.path} ({spec.describe()}) is not usable: {e}; building "
-                     "without it")
+                warn(f"--cache-from {spec.describe()}: {e}; building without it")
                 continue
             layers = {la.diff_id: la for la in config.layers}
             for rec in config.records:
@@ -228,7 +227,8 @@ class CacheImporter:
             except (CacheDamaged, ImageError, OSError) as e:
                 del self._entries[key]
                 msg = e.message if isinstance(e, PybuildError) else str(e)
-                self.warn(f"cache {entry.spec.path}: record {key[:12]} skipped: {msg}")
+                self.warn(f"--cache-from {entry.spec.describe()}: record {key[:12]} skipped "
+                          f"(the step runs): {msg}")
                 return None
             rec = entry.record
             self.store.put_cache(rec)
@@ -250,11 +250,12 @@ class CacheImporter:
                     raise CacheDamaged(f"blob {blob.digest}: {e.message}") from None
         try:
             with self.store.open_blob(blob.digest) as reader:
-                diff_id, size = scan_layer(reader)
+                diff_id, size = scan_layer(reader, layer.size)
                 reader.drain()
-            if diff_id != layer.diff_id:
-                raise CacheDamaged(f"blob {blob.digest} holds layer {diff_id}, not the "
-                                   f"{layer.diff_id} its record names")
+            if diff_id != layer.diff_id or size != layer.size:
+                raise CacheDamaged(f"blob {blob.digest} holds layer {diff_id} ({size} bytes), "
+                                   f"not the {layer.diff_id} ({layer.size} bytes) its record "
+                                   "names")
         except BaseException:
             if not existed:  # never keep a blob the cache brought in and we refused
                 self.store.blob_path(blob.digest).unlink(missing_ok=True)

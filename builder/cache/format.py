@@ -193,30 +193,35 @@ class _GuardedTarInfo(tarfile.TarInfo):
 
 
 class _Hashing:
-    """Passes reads through, hashing them (the diff_id is the sha256 of the plain tar)."""
+    """Passes reads through, hashing them (the diff_id is the sha256 of the plain tar), and
+    stops a stream that grows past `limit` (a decompression bomb) with CacheDamaged."""
 
-    def __init__(self, src: ReadStream) -> None:
+    def __init__(self, src: ReadStream, limit: int | None) -> None:
         self.src = src
         self.hash = hashlib.sha256()
         self.size = 0
+        self.limit = limit
 
     def read(self, n: int = -1, /) -> bytes:
         data = self.src.read(n)
         self.hash.update(data)
         self.size += len(data)
+        if self.limit is not None and self.size > self.limit:
+            raise CacheDamaged(f"the layer is larger than its declared {self.limit} bytes")
         return data
 
 
-def scan_layer(stream: ReadStream) -> tuple[Digest, int]:
+def scan_layer(stream: ReadStream, max_size: int | None = None) -> tuple[Digest, int]:
     """(diff_id, uncompressed size) of a layer blob, refusing (CacheDamaged) a stream that is
-    not a tar, is truncated, or names an absolute or `..` path (entry or hardlink target).
+    not a tar, is truncated, decompresses to more than `max_size` bytes, or names an
+    absolute or `..` path (entry or hardlink target).
 
     A lexical pre-check, so that a hostile cached layer is dropped at import (the build goes
     on without it) instead of failing the build when it is unpacked; the store's applier
     (builder.oci.apply) still does the full, filesystem-aware checks when it unpacks."""
     try:
         with decompressed(stream) as plain:
-            hashing = _Hashing(plain)
+            hashing = _Hashing(plain, max_size)
             tf = tarfile.open(fileobj=hashing, mode="r|",  # type: ignore[call-overload]
                               tarinfo=_GuardedTarInfo, encoding="utf-8",
                               errors="surrogateescape")

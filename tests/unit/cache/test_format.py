@@ -131,3 +131,13 @@ def test_scan_layer_refuses_garbage_and_truncation() -> None:
         scan_layer(io.BytesIO(gzip.compress(plain)[:30]))
     with pytest.raises(CacheDamaged, match="not a readable layer"):
         scan_layer(io.BytesIO(b"garbage" * 100))
+
+
+def test_scan_layer_stops_at_the_declared_size() -> None:
+    """A tiny blob that decompresses to far more than its record declares (a bomb) is
+    refused as soon as it passes the declared size, not after reading all of it."""
+    plain = _tar(_member("a"))
+    assert scan_layer(io.BytesIO(plain), len(plain))[1] == len(plain)
+    bomb = gzip.compress(plain + b"\0" * (8 << 20))
+    with pytest.raises(CacheDamaged, match="larger than its declared"):
+        scan_layer(io.BytesIO(bomb), len(plain))
