@@ -196,7 +196,7 @@ class CacheImporter:
                  warn: Callable[[str], None]) -> None:
         self.store = store
         self.warn = warn
-        self._entries: dict[str, _Entry] = {}
+        self._entries: dict[str, list[_Entry]] = {}
         self._lock = threading.Lock()
         for spec in specs:
             source = LocalLayout(spec.path)
@@ -207,33 +207,30 @@ class CacheImporter:
                 continue
             layers = {la.diff_id: la for la in config.layers}
             for rec in config.records:
-                # the first source that has a key wins, as buildx tries sources in order
-                self._entries.setdefault(rec.key, _Entry(
+                # sources are tried in the order given (as buildx does); a later one is the
+                # fallback when an earlier one's copy of the record turns out to be damaged
+                self._entries.setdefault(rec.key, []).append(_Entry(
                     rec, layers.get(rec.diff_id) if rec.diff_id else None, source, spec))
 
-    def __len__(self) -> int:
-        return len(self._entries)
-
     def __call__(self, key: str) -> CacheRecord | None:
-        entry = self._entries.get(key)
-        if entry is None:
+        if key not in self._entries:
             return None
         with self._lock:
-            if self._entries.get(key) is not entry:
+            entries = self._entries.pop(key, None)
+            if entries is None:  # another thread imported (or gave up on) it meanwhile
                 return self.store.get_cache(key)
-            try:
-                if entry.layer is not None:
-                    self._fetch_layer(entry)
-            except (CacheDamaged, ImageError, OSError) as e:
-                del self._entries[key]
-                msg = e.message if isinstance(e, PybuildError) else str(e)
-                self.warn(f"--cache-from {entry.spec.describe()}: record {key[:12]} skipped "
-                          f"(the step runs): {msg}")
-                return None
-            rec = entry.record
-            self.store.put_cache(rec)
-            del self._entries[key]
-            return rec
+            for entry in entries:
+                try:
+                    if entry.layer is not None:
+                        self._fetch_layer(entry)
+                except (CacheDamaged, ImageError, OSError) as e:
+                    msg = e.message if isinstance(e, PybuildError) else str(e)
+                    self.warn(f"--cache-from {entry.spec.describe()}: record {key[:12]} "
+                              f"skipped: {msg}")
+                    continue
+                self.store.put_cache(entry.record)
+                return entry.record
+            return None
 
     def _fetch_layer(self, entry: _Entry) -> None:
         layer = entry.layer

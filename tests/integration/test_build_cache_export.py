@@ -456,3 +456,18 @@ def test_one_directory_can_be_both_source_and_destination(
     assert sizes[0] == sizes[1] == sizes[2]
     again = run_build(fresh(tmp_path, "last"), ctx, cache_from=frm(cache))
     assert again.ran == []
+
+
+def test_a_later_source_stands_in_for_a_damaged_record_of_an_earlier_one(
+        tmp_path: Path, ctx: Path, exported: tuple[Store, Path, Run]) -> None:
+    _, cache, first = exported
+    good = tmp_path / "good-copy"
+    shutil.copytree(cache, good)
+    config = _config(cache)
+    rec = _record_of(config, "exec")
+    blob = _layer_blob(cache, config, rec["diff_id"])
+    blob.write_bytes(b"\0" * blob.stat().st_size)
+    run = run_build(fresh(tmp_path), ctx, cache_from=(*frm(cache), *frm(good)))
+    assert run.ran == [] and run.result.config_digest == first.result.config_digest
+    [w] = warnings(run)
+    assert str(cache) in w and "digest mismatch" in w
