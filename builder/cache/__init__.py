@@ -23,9 +23,9 @@ Import contract (`CacheImporter`), chosen so a remote hit costs no more than it 
 * A blob that fails any check drops that record (a warning; the step runs) and leaves no
   layer or cache record in the store.
 
-Backends move blobs only; `LocalLayout` (`type=local`) is the one today. A `type=registry`
-backend needs the same five operations (resolve a tag, open a blob; has/put a blob, set a
-tag) over the registry API.
+Backends move blobs only (builder.cache.backend: CacheSource / CacheTarget); `LocalLayout`
+(`type=local`) is the one today. A `type=registry` backend implements the same protocols over
+the distribution API and plugs into `open_source` / `open_target`.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
+from builder.cache.backend import CacheSource, CacheTarget
 from builder.cache.format import (
     CONFIG_MEDIA_TYPE,
     CacheConfig,
@@ -51,8 +52,8 @@ from builder.oci.layers import ensure_variant
 from builder.oci.model import OCI_MANIFEST, Compression, Descriptor
 from builder.store import CacheRecord, LayerRecord, ReadStream, Store
 
-__all__ = ["CacheDamaged", "CacheImporter", "CacheSpec", "LocalLayout", "export_cache",
-           "parse_cache_spec"]
+__all__ = ["CacheDamaged", "CacheImporter", "CacheSource", "CacheSpec", "CacheTarget",
+           "LocalLayout", "export_cache", "open_source", "open_target", "parse_cache_spec"]
 
 SUPPORTED = "type=local"
 _LATER = ("registry", "inline", "gha", "s3", "azblob")
@@ -151,22 +152,38 @@ def export_cache(store: Store, keys: Iterable[str], spec: CacheSpec) -> Descript
     ordered = sorted(layers.values(), key=lambda la: str(la.diff_id))
     manifest = manifest_bytes(config_desc, [la.blob for la in ordered])
     manifest_desc = Descriptor(OCI_MANIFEST, Digest.of_bytes(manifest), len(manifest))
-    target = LocalLayout(spec.path)
+    target = open_target(spec)
     try:
         with target.locked():
             for la in ordered:
                 if not target.has_blob(la.blob):
                     target.put_blob(la.blob, _store_opener(store, la.blob.digest))
-            for desc, data in ((config_desc, config), (manifest_desc, manifest)):
-                if not target.has_blob(desc):
-                    target.put_blob(desc, _bytes_opener(data))
-            target.set_tag(spec.tag, manifest_desc)
+            if not target.has_blob(config_desc):
+                target.put_blob(config_desc, _bytes_opener(config))
+            target.put_manifest(spec.tag, manifest_desc, manifest)
     except OSError as e:
         raise ImageError(f"cannot export the build cache to {spec.path}: {e.strerror or e}",
                          hint="check the directory is writable") from None
     except CacheDamaged as e:
         raise ImageError(f"cannot export the build cache to {spec.path}: {e}") from None
     return manifest_desc
+
+
+def open_target(spec: CacheSpec) -> CacheTarget:
+    """The backend `--cache-to` writes to (only type=local exists; parse_cache_spec refuses
+    the others)."""
+    if spec.type != "local":
+        raise UsageError(f"--cache-to type={spec.type} is not supported yet (supported: "
+                         f"{SUPPORTED})")
+    return LocalLayout(spec.path)
+
+
+def open_source(spec: CacheSpec) -> CacheSource:
+    """The backend `--cache-from` reads from (see `open_target`)."""
+    if spec.type != "local":
+        raise UsageError(f"--cache-from type={spec.type} is not supported yet (supported: "
+                         f"{SUPPORTED})")
+    return LocalLayout(spec.path)
 
 
 def _store_opener(store: Store, digest: Digest) -> Callable[[], ReadStream]:
@@ -182,7 +199,7 @@ def _bytes_opener(data: bytes) -> Callable[[], ReadStream]:
 class _Entry:
     record: CacheRecord
     layer: CacheLayer | None
-    source: LocalLayout
+    source: CacheSource
     spec: CacheSpec
 
 
@@ -199,7 +216,7 @@ class CacheImporter:
         self._entries: dict[str, list[_Entry]] = {}
         self._lock = threading.Lock()
         for spec in specs:
-            source = LocalLayout(spec.path)
+            source = open_source(spec)
             try:
                 config = _read_config(source, spec.tag)
             except CacheDamaged as e:
@@ -261,11 +278,11 @@ class CacheImporter:
             Compression.of_media_type(blob.media_type): blob}))
 
 
-def _read_config(source: LocalLayout, tag: str) -> CacheConfig:
+def _read_config(source: CacheSource, tag: str) -> CacheConfig:
     try:
-        manifest_desc = source.resolve(tag)
-        config_desc, blobs = parse_manifest(source.read_small(manifest_desc))
-        config = CacheConfig.from_bytes(source.read_small(config_desc))
+        _, manifest = source.get_manifest(tag)
+        config_desc, blobs = parse_manifest(manifest)
+        config = CacheConfig.from_bytes(source.read_blob(config_desc))
     except OSError as e:
         raise CacheDamaged(e.strerror or str(e)) from None
     listed = {b.digest for b in blobs}

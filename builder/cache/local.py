@@ -1,5 +1,6 @@
-"""The `type=local` cache backend: an OCI image layout directory (image-spec image-layout.md)
-holding cache artifacts, one `index.json` entry per tag.
+"""The `type=local` cache backend (a CacheSource and CacheTarget, builder.cache.backend): an
+OCI image layout directory (image-spec image-layout.md) holding cache artifacts, one
+`index.json` entry per tag.
 
 Writing is atomic and incremental: blobs go in first (each temp + fsync + rename, skipped when
 a verified copy is already there), `index.json` is swapped last by one rename, and only then
@@ -18,6 +19,7 @@ import contextlib
 import errno
 import fcntl
 import hashlib
+import io
 import json
 import os
 import stat
@@ -86,11 +88,16 @@ class LocalLayout:
                 return desc
         raise CacheDamaged(f"index.json has no cache tagged {tag!r}")
 
+    def get_manifest(self, tag: str) -> tuple[Descriptor, bytes]:
+        """CacheSource: the manifest tagged `tag`, verified."""
+        desc = self.resolve(tag)
+        return desc, self.read_blob(desc)
+
     def open_blob(self, desc: Descriptor) -> BinaryIO:
         """Raw (unverified) bytes of a blob: the caller verifies digest and size."""
         return self._open(self.blob_dir / desc.digest.hex)
 
-    def read_small(self, desc: Descriptor) -> bytes:
+    def read_blob(self, desc: Descriptor) -> bytes:
         """A JSON blob read whole and verified against its descriptor."""
         with self.open_blob(desc) as f:
             data = f.read(desc.size + 1)
@@ -152,6 +159,12 @@ class LocalLayout:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
             raise
+
+    def put_manifest(self, tag: str, desc: Descriptor, data: bytes) -> None:
+        """CacheTarget: write the manifest blob (if absent), then swap the tag to it."""
+        if not self.has_blob(desc):
+            self.put_blob(desc, lambda: io.BytesIO(data))
+        self.set_tag(tag, desc)
 
     def set_tag(self, tag: str, manifest: Descriptor) -> None:
         """Point `tag` at `manifest` (already written) by swapping index.json, then delete the

@@ -79,14 +79,14 @@ def test_reads_never_follow_symlinks_or_block_on_fifos(tmp_path: Path) -> None:
     desc = Descriptor("x", Digest.of_bytes(b"s"), 1)
     (layout.blob_dir / desc.digest.hex).symlink_to(secret)
     with pytest.raises(CacheDamaged, match="a symlink"):
-        layout.read_small(desc)
+        layout.read_blob(desc)
     fifo = Descriptor("x", Digest.of_bytes(b"f"), 1)
     os.mkfifo(layout.blob_dir / fifo.digest.hex)
     done = threading.Event()
 
     def read() -> None:
         with pytest.raises(CacheDamaged, match="not a regular file"):
-            layout.read_small(fifo)
+            layout.read_blob(fifo)
         done.set()
 
     t = threading.Thread(target=read, daemon=True)
@@ -101,7 +101,7 @@ def test_a_blob_that_is_not_what_it_claims_is_refused(tmp_path: Path) -> None:
     desc = Descriptor("x", Digest.of_bytes(b"good"), 4)
     (layout.blob_dir / desc.digest.hex).write_bytes(b"evil")
     with pytest.raises(CacheDamaged, match="does not match"):
-        layout.read_small(desc)
+        layout.read_blob(desc)
     assert not layout.has_blob(desc)  # so an export would replace it
 
 
