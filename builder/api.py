@@ -24,6 +24,7 @@ from builder.digest import Fingerprint
 from builder.errors import Diagnostic, DockerfileError, ImageError, Severity, UsageError
 from builder.executor import ResolvedImage, SolveOptions, StepFailed, commit_stage, solve
 from builder.executor.scheduler import SolveStats
+from builder.executor.secrets import SecretSource
 from builder.export import OutputSpec
 from builder.export import write as write_output
 from builder.frontend import PlanOptions, plan
@@ -62,6 +63,8 @@ class BuildOptions:
     iidfile: str | None = None
     metadata_file: str | None = None
     environ: Mapping[str, str] = field(default_factory=dict)
+    secrets: tuple[SecretSource, ...] = ()          # --secret (read only when a RUN mounts it)
+    ssh: tuple[tuple[str, str], ...] = ()           # --ssh: (id, agent socket)
     cache_to: tuple[CacheSpec, ...] = ()    # --cache-to (builder.cache)
     cache_from: tuple[CacheSpec, ...] = ()  # --cache-from
 
@@ -379,7 +382,9 @@ def build(store: Store, opts: BuildOptions, sink: events.Sink = events.discard) 
     options = SolveOptions(context_dir=opts.context, resolve_image=resolver,
                            no_cache=opts.no_cache,
                            network="host" if opts.network == "default" else opts.network,
-                           source_date_epoch=sde, sink=sink, remote_cache=remote)
+                           source_date_epoch=sde, sink=sink,
+                           secrets={s.id: s for s in opts.secrets}, ssh=dict(opts.ssh),
+                           environ=opts.environ, remote_cache=remote)
     with store.in_use():
         try:
             solution = solve(store, bp, [stage.root], options, jobs=opts.jobs, names=names)

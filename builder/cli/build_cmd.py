@@ -88,6 +88,14 @@ def register(app: typer.Typer) -> None:
         check: Annotated[bool, typer.Option(
             "--check", help="Only run the build checks (BuildKit's rules); exit 1 on any "
             "finding.")] = False,
+        secret: Annotated[list[str] | None, typer.Option(
+            "--secret", metavar="id=ID[,src=FILE|env=VAR]",
+            help="A secret for RUN --mount=type=secret (repeatable; never in the image or "
+            "the cache key).")] = None,
+        ssh: Annotated[list[str] | None, typer.Option(
+            "--ssh", metavar="ID[=SOCKET]",
+            help="An SSH agent socket for RUN --mount=type=ssh (default: $SSH_AUTH_SOCK; "
+            "repeatable).")] = None,
     ) -> int:
         """Build an image from a Dockerfile (`pybuild -f Dockerfile .` is the same command)."""
         from builder.api import BuildOptions
@@ -96,6 +104,7 @@ def register(app: typer.Typer) -> None:
         from builder.cli import progress as prog
         from builder.cli.image_cmds import open_store
         from builder.executor import StepFailed
+        from builder.executor.secrets import parse_secret, parse_ssh
         from builder.export import parse_output
         from builder.oci.model import Compression
 
@@ -131,6 +140,8 @@ def register(app: typer.Typer) -> None:
             network=network, outputs=tuple(parse_output(o) for o in output or ()),
             compression=comp, jobs=jobs or os.cpu_count() or 1, source_date_epoch=sde,
             iidfile=iidfile, metadata_file=metadata_file, environ=dict(os.environ),
+            secrets=tuple(parse_secret(s, os.environ) for s in secret or ()),
+            ssh=tuple(parse_ssh(s, os.environ) for s in ssh or ()),
             cache_to=tuple(parse_cache_spec(c, "to") for c in cache_to or ()),
             cache_from=tuple(parse_cache_spec(c, "from") for c in cache_from or ()))
         if check:
