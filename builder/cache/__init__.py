@@ -58,7 +58,8 @@ __all__ = ["CacheDamaged", "CacheImporter", "CacheSource", "CacheSpec", "CacheTa
 SUPPORTED = "type=local"
 _LATER = ("registry", "inline", "gha", "s3", "azblob")
 _ATTRS = {
-    "to": {"type", "dest", "mode", "compression", "tag", "ignore-error"},
+    "to": {"type", "dest", "mode", "compression", "tag", "ignore-error", "oci-mediatypes",
+           "image-manifest"},
     "from": {"type", "src", "tag"},
 }
 
@@ -122,6 +123,11 @@ def parse_cache_spec(text: str, direction: str) -> CacheSpec:
     tag = attrs.get("tag", "latest")
     if not tag or len(tag) > 128 or any(c in tag for c in "/\\\0\n"):
         raise UsageError(f"{flag} tag={tag!r}: not a valid tag")
+    for fixed in ("oci-mediatypes", "image-manifest"):
+        # buildx's switches for what we always do: OCI media types, an image manifest
+        if attrs.get(fixed, "true").lower() != "true":
+            raise UsageError(f"{flag} {fixed}={attrs[fixed]}: pybuild always writes OCI "
+                             "media types and an image manifest (only true is accepted)")
     ignore = attrs.get("ignore-error", "false").lower()
     if ignore not in ("true", "false"):
         raise UsageError(f"{flag} ignore-error={ignore}: expected true or false")

@@ -24,6 +24,11 @@ def test_cache_to_takes_every_attribute() -> None:
         is Compression.NONE
 
 
+def test_buildx_switches_for_what_we_always_do_are_accepted() -> None:
+    spec = parse_cache_spec("type=local,dest=d,oci-mediatypes=true,image-manifest=true", "to")
+    assert spec.path == "d"
+
+
 def test_cache_from_reads_src_and_tag() -> None:
     spec = parse_cache_spec("type=local,src=/c,tag=pr-7", "from")
     assert (spec.path, spec.tag, spec.describe()) == ("/c", "pr-7", "type=local,src=/c")
@@ -45,6 +50,8 @@ def test_later_backends_are_refused_naming_what_is_supported(kind: str) -> None:
     ("type=local,dest=d,tag=a/b", "to", "not a valid tag"),
     ("type=local,dest=d,ignore-error=maybe", "to", "expected true or false"),
     ("type=nfs,dest=d", "to", "unknown cache type 'nfs'"),
+    ("type=local,dest=d,oci-mediatypes=false", "to", "only true is accepted"),
+    ("type=local,dest=d,compression-level=3", "to", "unknown attribute 'compression-level'"),
     ("type=local,dest", "to", "KEY=VALUE"),
 ])
 def test_bad_values_are_usage_errors(text: str, direction: str, match: str) -> None:
