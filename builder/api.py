@@ -16,10 +16,9 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from builder import buildrecord, buildstamp, events
-from builder.cache import CacheImporter, CacheSpec, export_cache
 from builder.digest import Fingerprint
 from builder.errors import Diagnostic, DockerfileError, ImageError, Severity, UsageError
 from builder.executor import ResolvedImage, SolveOptions, StepFailed, commit_stage, solve
@@ -39,6 +38,9 @@ from builder.oci.reference import Transport, parse
 from builder.store import CacheRecord, Store, atomic_write
 from builder.syntax import parse as parse_dockerfile
 from builder.syntax.nodes import Dockerfile
+
+if TYPE_CHECKING:  # builder.cache is imported only by builds that use --cache-to/--cache-from
+    from builder.cache import CacheImporter, CacheSpec
 
 
 @dataclass(slots=True)
@@ -252,6 +254,7 @@ def _cache_importer(store: Store, opts: BuildOptions,
     missing source is a warning (builder.cache). None without sources or with --no-cache."""
     if not opts.cache_from or opts.no_cache:
         return None
+    from builder.cache import CacheImporter
 
     def warn(message: str) -> None:
         sink(events.Warning(Diagnostic("CACHE-IMPORT", Severity.WARNING, message)))
@@ -267,6 +270,7 @@ def _export_caches(store: Store, bp: BuildPlan, results: Mapping[StepId, Any],
     image's first-build time (no such record with SOURCE_DATE_EPOCH)."""
     if not opts.cache_to:
         return
+    from builder.cache import export_cache
     target: set[StepId] = set()
     sid: StepId | None = bp.target_stage.root
     while sid is not None and sid not in target:

@@ -5,11 +5,14 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from builder.errors import UsageError
+
+if TYPE_CHECKING:
+    from builder.cache import CacheSpec
 
 _ENV_SDE = "SOURCE_DATE_EPOCH"
 
@@ -100,7 +103,6 @@ def register(app: typer.Typer) -> None:
         """Build an image from a Dockerfile (`pybuild -f Dockerfile .` is the same command)."""
         from builder.api import BuildOptions
         from builder.api import build as run_build
-        from builder.cache import parse_cache_spec
         from builder.cli import progress as prog
         from builder.cli.image_cmds import open_store
         from builder.executor import StepFailed
@@ -142,8 +144,7 @@ def register(app: typer.Typer) -> None:
             iidfile=iidfile, metadata_file=metadata_file, environ=dict(os.environ),
             secrets=tuple(parse_secret(s, os.environ) for s in secret or ()),
             ssh=tuple(parse_ssh(s, os.environ) for s in ssh or ()),
-            cache_to=tuple(parse_cache_spec(c, "to") for c in cache_to or ()),
-            cache_from=tuple(parse_cache_spec(c, "from") for c in cache_from or ()))
+            cache_to=_cache_specs(cache_to, "to"), cache_from=_cache_specs(cache_from, "from"))
         if check:
             from builder.api import check as run_check
 
@@ -179,3 +180,13 @@ def register(app: typer.Typer) -> None:
                     print(f"=> naming to {name}", file=sys.stderr)
             print(result.config_digest)
         return 0
+
+
+def _cache_specs(values: list[str] | None, direction: str) -> tuple[CacheSpec, ...]:
+    """--cache-to/--cache-from values; builder.cache is imported only when there are some."""
+    if not values:
+        return ()
+    from builder.cache import parse_cache_spec
+
+    return tuple(parse_cache_spec(v, direction) for v in values)
+
