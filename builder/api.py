@@ -16,13 +16,14 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from builder import buildrecord, buildstamp, events
 from builder.digest import Digest, Fingerprint
 from builder.errors import Diagnostic, DockerfileError, ImageError, Severity, UsageError
 from builder.executor import ResolvedImage, SolveOptions, StepFailed, commit_stage, solve
 from builder.executor.scheduler import SolveStats
+from builder.executor.secrets import SecretSource
 from builder.export import OutputSpec
 from builder.export import write as write_output
 from builder.frontend import PlanOptions, plan
@@ -37,6 +38,9 @@ from builder.oci.reference import ImageRef, Transport, parse
 from builder.store import CacheRecord, Store, atomic_write
 from builder.syntax import parse as parse_dockerfile
 from builder.syntax.nodes import Dockerfile
+
+if TYPE_CHECKING:  # builder.cache is imported only by builds that use --cache-to/--cache-from
+    from builder.cache import CacheImporter, CacheSpec
 
 
 @dataclass(slots=True)
@@ -62,6 +66,10 @@ class BuildOptions:
     iidfile: str | None = None
     metadata_file: str | None = None
     environ: Mapping[str, str] = field(default_factory=dict)
+    secrets: tuple[SecretSource, ...] = ()          # --secret (read only when a RUN mounts it)
+    ssh: tuple[tuple[str, str], ...] = ()           # --ssh: (id, agent socket)
+    cache_to: tuple[CacheSpec, ...] = ()    # --cache-to (builder.cache)
+    cache_from: tuple[CacheSpec, ...] = ()  # --cache-from
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,17 +209,26 @@ def _line_text(text: str, line: int) -> str:
     return lines[line - 1] if 1 <= line <= len(lines) else ""
 
 
-def _created(store: Store, bp: BuildPlan, root_key: str, opts: BuildOptions) -> str:
+def _created_key(bp: BuildPlan, root_key: str, opts: BuildOptions) -> str:
+    """The cache key of the image's first-build time (see `_created`)."""
+    stage = bp.target_stage
+    return Fingerprint.of_parts("pybuild.image-created/v1", root_key, repr(stage.config),
+                                repr([(h.created_by, h.empty_layer) for h in stage.history]),
+                                repr(sorted(opts.labels)), stage.author).hex
+
+
+def _created(store: Store, bp: BuildPlan, root_key: str, opts: BuildOptions,
+             remote: CacheImporter | None = None) -> str:
     """The image's `created` time: SOURCE_DATE_EPOCH when given; else the time this exact
     image (same filesystem key, config, history and labels) was first built, so a fully
-    cached rebuild gives the same image ID, as BuildKit does."""
+    cached rebuild gives the same image ID, as BuildKit does. The record travels with an
+    exported cache (`remote`), so another machine's fully cached build gives the same ID."""
     if opts.source_date_epoch is not None:
         return rfc3339(opts.source_date_epoch)
-    stage = bp.target_stage
-    key = Fingerprint.of_parts("pybuild.image-created/v1", root_key, repr(stage.config),
-                               repr([(h.created_by, h.empty_layer) for h in stage.history]),
-                               repr(sorted(opts.labels)), stage.author).hex
+    key = _created_key(bp, root_key, opts)
     rec = store.get_cache(key)
+    if rec is None and remote is not None and not opts.no_cache:
+        rec = remote(key)
     if rec is not None and rec.config.get("created"):
         return str(rec.config["created"])
     created = rfc3339(time.time())
@@ -248,6 +265,48 @@ def _save_record(store: Store, bp: BuildPlan, results: Mapping[StepId, Any],
     buildrecord.save(store, key, buildrecord.BuildRecord(
         result.manifest_digest, result.config_digest, tuple(sorted(images)),
         tuple(sorted(contexts)), shown, warnings), opts.context, stamps, tags)
+
+
+def _cache_importer(store: Store, opts: BuildOptions,
+                    sink: events.Sink) -> CacheImporter | None:
+    """The `--cache-from` sources, read (small JSON only) before solving; a damaged or
+    missing source is a warning (builder.cache). None without sources or with --no-cache."""
+    if not opts.cache_from or opts.no_cache:
+        return None
+    from builder.cache import CacheImporter
+
+    def warn(message: str) -> None:
+        sink(events.Warning(Diagnostic("CACHE-IMPORT", Severity.WARNING, message)))
+
+    return CacheImporter(store, opts.cache_from, warn)
+
+
+def _export_caches(store: Store, bp: BuildPlan, results: Mapping[StepId, Any],
+                   opts: BuildOptions, root_key: str, sink: events.Sink) -> None:
+    """Write each `--cache-to`: `mode=min` the steps whose layers make up the image (the
+    target's root chain, through any `FROM <stage>` bases, but not the stages it only copies
+    from: buildx's "layers for the resulting image"), `mode=max` every step built; plus the
+    image's first-build time (no such record with SOURCE_DATE_EPOCH)."""
+    if not opts.cache_to:
+        return
+    from builder.cache import export_cache
+    target: set[StepId] = set()
+    sid: StepId | None = bp.target_stage.root
+    while sid is not None and sid not in target:
+        target.add(sid)
+        sid = getattr(bp.steps[sid], "root", None)
+    extra = [] if opts.source_date_epoch is not None else [_created_key(bp, root_key, opts)]
+    for spec in opts.cache_to:
+        keys = [res.key for sid, res in results.items()
+                if res.key and (spec.mode == "max" or sid in target)]
+        sink(events.Message(f"exporting cache to {spec.describe()} (mode={spec.mode})"))
+        try:
+            export_cache(store, [*sorted(set(keys)), *extra], spec)
+        except ImageError as err:
+            if not spec.ignore_error:
+                raise
+            sink(events.Warning(Diagnostic("CACHE-EXPORT", Severity.WARNING,
+                                           f"{err.message} (ignored: ignore-error=true)")))
 
 
 def checks(df: Dockerfile) -> tuple[Diagnostic, ...]:
@@ -344,10 +403,13 @@ def build(store: Store, opts: BuildOptions, sink: events.Sink = events.discard) 
     if opts.push and not names_out:
         raise UsageError("--push needs a name to push to", hint="add -t REGISTRY/NAME:TAG")
     sde = opts.source_date_epoch
+    remote = _cache_importer(store, opts, sink)
     options = SolveOptions(context_dir=opts.context, resolve_image=resolver,
                            no_cache=opts.no_cache,
                            network="host" if opts.network == "default" else opts.network,
-                           source_date_epoch=sde, sink=sink)
+                           source_date_epoch=sde, sink=sink,
+                           secrets={s.id: s for s in opts.secrets}, ssh=dict(opts.ssh),
+                           environ=opts.environ, remote_cache=remote)
     with store.in_use():
         try:
             solution = solve(store, bp, [stage.root], options, jobs=opts.jobs, names=names)
@@ -361,10 +423,12 @@ def build(store: Store, opts: BuildOptions, sink: events.Sink = events.discard) 
             raise
         except DockerfileError:
             raise
-        created = _created(store, bp, solution.results[stage.root].key, opts)
+        root_key = solution.results[stage.root].key
+        created = _created(store, bp, root_key, opts, remote)
         desc = commit_stage(store, bp, stage, solution.results, source_date_epoch=sde,
                             extra_labels=dict(opts.labels), created=created)
         img = get_image(store, desc.digest)
+        _export_caches(store, bp, solution.results, opts, root_key, sink)
         outputs: list[tuple[str, str, str | None]] = []
         for spec in opts.outputs:
             sink(events.Message(f"exporting to {spec.type} {spec.dest}"))

@@ -5,11 +5,14 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from builder.errors import UsageError
+
+if TYPE_CHECKING:
+    from builder.cache import CacheSpec
 
 _ENV_SDE = "SOURCE_DATE_EPOCH"
 
@@ -80,9 +83,24 @@ def register(app: typer.Typer) -> None:
             "--source-date-epoch", metavar="SECONDS",
             help="Clamp timestamps for reproducible images (default: $SOURCE_DATE_EPOCH).")
         ] = None,
+        cache_to: Annotated[list[str] | None, typer.Option(
+            "--cache-to", metavar="type=local,dest=DIR[,mode=min|max]",
+            help="Export the build cache to DIR (repeatable; also compression=zstd|gzip, "
+            "tag=NAME, ignore-error=true).")] = None,
+        cache_from: Annotated[list[str] | None, typer.Option(
+            "--cache-from", metavar="type=local,src=DIR",
+            help="Use a cache exported with --cache-to (repeatable; tag=NAME).")] = None,
         check: Annotated[bool, typer.Option(
             "--check", help="Only run the build checks (BuildKit's rules); exit 1 on any "
             "finding.")] = False,
+        secret: Annotated[list[str] | None, typer.Option(
+            "--secret", metavar="id=ID[,src=FILE|env=VAR]",
+            help="A secret for RUN --mount=type=secret (repeatable; never in the image or "
+            "the cache key).")] = None,
+        ssh: Annotated[list[str] | None, typer.Option(
+            "--ssh", metavar="ID[=SOCKET]",
+            help="An SSH agent socket for RUN --mount=type=ssh (default: $SSH_AUTH_SOCK; "
+            "repeatable).")] = None,
     ) -> int:
         """Build an image from a Dockerfile (`pybuild -f Dockerfile .` is the same command)."""
         from builder.api import BuildOptions
@@ -90,6 +108,7 @@ def register(app: typer.Typer) -> None:
         from builder.cli import progress as prog
         from builder.cli.image_cmds import open_store
         from builder.executor import StepFailed
+        from builder.executor.secrets import parse_secret, parse_ssh
         from builder.export import parse_output
         from builder.oci.model import Compression
 
@@ -124,7 +143,10 @@ def register(app: typer.Typer) -> None:
             target=target, no_cache=no_cache, pull=pull, push=push, labels=tuple(labels),
             network=network, outputs=tuple(parse_output(o) for o in output or ()),
             compression=comp, jobs=jobs or os.cpu_count() or 1, source_date_epoch=sde,
-            iidfile=iidfile, metadata_file=metadata_file, environ=dict(os.environ))
+            iidfile=iidfile, metadata_file=metadata_file, environ=dict(os.environ),
+            secrets=tuple(parse_secret(s, os.environ) for s in secret or ()),
+            ssh=tuple(parse_ssh(s, os.environ) for s in ssh or ()),
+            cache_to=_cache_specs(cache_to, "to"), cache_from=_cache_specs(cache_from, "from"))
         if check:
             from builder.api import check as run_check
 
@@ -163,3 +185,13 @@ def register(app: typer.Typer) -> None:
                     print(f"=> pushed {name}@{digest}", file=sys.stderr)
             print(result.config_digest)
         return 0
+
+
+def _cache_specs(values: list[str] | None, direction: str) -> tuple[CacheSpec, ...]:
+    """--cache-to/--cache-from values; builder.cache is imported only when there are some."""
+    if not values:
+        return ()
+    from builder.cache import parse_cache_spec
+
+    return tuple(parse_cache_spec(v, direction) for v in values)
+

@@ -20,7 +20,7 @@ import shutil
 import stat
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -38,6 +38,7 @@ from builder.executor.rootfs import (
     flat_dir,
     stack_dirs,
 )
+from builder.executor.secrets import SecretSource
 from builder.graph import (
     ContextSource,
     Copy,
@@ -60,6 +61,7 @@ from builder.snapshot import changes as snapshot_changes
 from builder.store import CacheRecord, Store
 
 TAIL_LINES = 15
+_SHM = "/dev/shm"  # a tmpfs on Linux hosts: secret files never touch the disk
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +110,9 @@ class StepFailed(BuildFailed):
 @dataclass(slots=True)
 class SolveOptions:
     """How to realise steps: the context directory, cache use, RUN network for
-    `network=default`, SOURCE_DATE_EPOCH and the base-image resolver."""
+    `network=default`, SOURCE_DATE_EPOCH and the base-image resolver. `remote_cache`, when
+    set, is asked for a key the store misses (imported caches, builder.cache): it returns
+    the record after putting it — and its layer — into the store, or None."""
 
     context_dir: Path
     resolve_image: ImageResolver
@@ -116,7 +120,11 @@ class SolveOptions:
     network: str = "host"
     source_date_epoch: int | None = None
     sink: events.Sink = events.discard
+    remote_cache: Callable[[str], CacheRecord | None] | None = None
     memo_lock: threading.Lock = field(default_factory=threading.Lock)
+    secrets: Mapping[str, SecretSource] = field(default_factory=dict)   # --secret, by id
+    ssh: Mapping[str, str] = field(default_factory=dict)                # --ssh id → socket
+    environ: Mapping[str, str] = field(default_factory=dict)            # for env= secrets
 
 
 class Worker:
@@ -176,6 +184,8 @@ class Worker:
         if self.opts.no_cache:
             return None
         rec = self.store.get_cache(key)
+        if rec is None and self.opts.remote_cache is not None:
+            rec = self.opts.remote_cache(key)
         if rec is None:
             return None
         base = _chain(inputs, step)
@@ -259,12 +269,12 @@ class Worker:
         network = self._network(step)
         upper = Path(self._tempdir("upper-"))
         work = Path(self._tempdir("work-"))
-        views = Path(self._tempdir("views-"))
+        scratch: list[str] = []
         try:
-            mounts = self._mounts(sid, step, inputs, views)
+            mounts, mount_env = self._mounts(sid, step, inputs, scratch)
             spec = SandboxSpec(lowers=tuple(str(d) for d in lowers), argv=step.argv,
                                upper=str(upper), work=str(work),
-                               env=(*step.env, *step.proxy_env), cwd=step.cwd,
+                               env=(*step.env, *step.proxy_env, *mount_env), cwd=step.cwd,
                                user=step.user or "0",
                                network=network,
                                mounts=tuple(mounts))
@@ -304,22 +314,30 @@ class Worker:
             return rec.diff_id
         finally:
             shutil.rmtree(work, ignore_errors=True)
-            shutil.rmtree(views, ignore_errors=True)
+            for d in scratch:
+                shutil.rmtree(d, ignore_errors=True)
             if upper.exists():
                 shutil.rmtree(upper, ignore_errors=True)
 
-    def _tempdir(self, prefix: str) -> str:
+    def _tempdir(self, prefix: str, parent: str | None = None) -> str:
         import tempfile
 
-        return tempfile.mkdtemp(prefix=prefix, dir=self.store.tmp_root)
+        return tempfile.mkdtemp(prefix=prefix, dir=parent or self.store.tmp_root)
 
     def _mounts(self, sid: StepId, step: Exec, inputs: Sequence[StepResult],
-                views: Path) -> list[SandboxMount]:
-        """The sandbox mounts of a RUN; `views` is a scratch directory (removed after the RUN)
-        for the filtered context views of bind mounts."""
+                scratch: list[str]) -> tuple[list[SandboxMount], list[str]]:
+        """The sandbox mounts of a RUN and the environment entries they add (secret `env=`,
+        SSH_AUTH_SOCK). Directories made for them (context views, secret files) are appended
+        to `scratch`, which the caller removes after the RUN."""
         by_id = dict(zip(step.inputs, inputs, strict=True))
         out: list[SandboxMount] = []
-        for n, m in enumerate(step.mounts):
+        env: list[str] = []
+
+        def scratch_dir(prefix: str, parent: str | None = None) -> Path:
+            scratch.append(self._tempdir(prefix, parent))
+            return Path(scratch[-1])
+
+        for m in step.mounts:
             if m.type == "tmpfs":
                 opts = (f"size={m.size}",) if m.size else ()
                 out.append(SandboxMount(target=m.target, type="tmpfs", options=opts))
@@ -328,7 +346,7 @@ class Worker:
                 host = self._source_root(src) if src is not None else None
                 if src is None or host is None:
                     raise StepFailed(sid, f"RUN --mount=type=bind,target={m.target}: no source")
-                path = self._mount_source(sid, src, host, m.path, views / str(n))
+                path = self._mount_source(sid, src, host, m.path, scratch_dir("view-") / "v")
                 # Always read-only: the source is the user's context or a shared checkout in
                 # the store (BuildKit's `rw` discards writes; we do not support it yet).
                 out.append(SandboxMount(target=m.target, source=str(path), readonly=True))
@@ -341,9 +359,48 @@ class Worker:
                         os.chmod(tmp, m.mode if m.mode is not None else 0o755)
                         os.chown(tmp, m.uid or 0, m.gid or 0)
                 out.append(SandboxMount(target=m.target, source=str(path)))
-            elif m.required:
-                raise StepFailed(sid, f"RUN --mount=type={m.type} is not supported yet")
-        return out
+            elif m.type == "secret":
+                data = self._secret(sid, m.id)
+                if data is None:
+                    if m.required:
+                        raise StepFailed(sid, f"secret {m.id} not found",
+                                         hint=f"pass it: --secret id={m.id},src=FILE or "
+                                         f"--secret id={m.id},env=VARIABLE")
+                    continue
+                if m.env:
+                    env.append(f"{m.env}={data.decode('utf-8', 'surrogateescape')}")
+                if m.target:
+                    # in RAM when the host has /dev/shm (BuildKit keeps secrets on a tmpfs)
+                    path = scratch_dir("secret-", _SHM if os.path.isdir(_SHM) else None) / "s"
+                    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o400)
+                    with os.fdopen(fd, "wb") as f:
+                        f.write(data)
+                    os.chown(path, m.uid or 0, m.gid or 0)
+                    os.chmod(path, m.mode if m.mode is not None else 0o400)
+                    out.append(SandboxMount(target=m.target, source=str(path), readonly=True))
+            elif m.type == "ssh":
+                sock = self.opts.ssh.get(m.id)
+                if sock is None:
+                    if m.required:
+                        raise StepFailed(sid, f"no SSH agent given for id {m.id!r}",
+                                         hint=f"pass --ssh {m.id}=$SSH_AUTH_SOCK")
+                    continue
+                out.append(SandboxMount(target=m.target, source=sock, readonly=True))
+                if not any(e.startswith("SSH_AUTH_SOCK=") for e in (*step.env, *env)):
+                    env.append(f"SSH_AUTH_SOCK={m.target}")  # as BuildKit's llb.AddSSHSocket
+        return out, env
+
+    def _secret(self, sid: StepId, ident: str) -> bytes | None:
+        """The bytes of secret `ident`, None when it was not given (or its variable is
+        unset)."""
+        source = self.opts.secrets.get(ident)
+        if source is None:
+            return None
+        try:
+            return source.read(self.opts.environ)
+        except OSError as e:
+            raise StepFailed(sid, f"secret {ident}: cannot read {source.path}: {e.strerror}",
+                             hint="check the --secret src= path") from None
 
     def _mount_source(self, sid: StepId, src: StepResult, host: Path, path: str,
                       view: Path) -> Path:

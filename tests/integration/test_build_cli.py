@@ -184,3 +184,27 @@ def test_network_change_reruns_run_steps_and_skips_the_build_record(root: Path,
     assert f"{vertex} CACHED" not in none.stderr
     slow = run_pybuild(*base, "--network=none", str(ctx), env={"PYBUILD_NO_FASTPATH": "1"})
     assert slow.returncode == 0 and slow.stdout.strip() == none.stdout.strip()
+
+
+def test_cache_export_and_import_through_the_cli(root: Path, tmp_path: Path) -> None:
+    """`pybuild build --cache-to` on one store, `--cache-from` on a brand-new one: all cached,
+    same image ID; unsupported cache types are usage errors (exit 2)."""
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text("FROM localhost/pybuild/busybox:latest\n"
+                                    "RUN echo hi > /hi\n")
+    cache = tmp_path / "cache"
+    first = run_pybuild("--root", str(root), "build", "--progress=plain", "--cache-to",
+                        f"type=local,dest={cache},mode=max", str(ctx))
+    assert first.returncode == 0, first.stderr
+    assert f"exporting cache to type=local,dest={cache}" in first.stderr
+    other = busybox_store(tmp_path / "other").root
+    second = run_pybuild("--root", str(other), "build", "--progress=plain", "--cache-from",
+                         f"type=local,src={cache}", str(ctx))
+    assert second.returncode == 0, second.stderr
+    assert "CACHED" in second.stderr and "RUN echo hi" in second.stderr
+    assert second.stdout.strip() == first.stdout.strip()
+    bad = run_pybuild("--root", str(other), "build", "--cache-to",
+                      "type=registry,ref=example.com/app:cache", str(ctx))
+    assert bad.returncode == 2
+    assert "type=registry is not supported yet" in bad.stderr and "type=local" in bad.stderr

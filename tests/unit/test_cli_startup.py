@@ -67,3 +67,14 @@ def test_the_build_path_does_not_import_asyncio() -> None:
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
                          text=True, check=True).stdout.strip()
     assert out == "False"
+
+
+def test_builds_without_cache_flags_do_not_import_the_cache_package() -> None:
+    """builder.cache (--cache-to/--cache-from) costs ~20 ms of start-up: only builds that
+    use it pay for it."""
+    code = ("import sys\nfrom builder.cli import app\n"
+            "app.main(['build', '--network', 'none', '/nonexistent'])\n"
+            "print('builder.cache' in sys.modules, 'builder.api' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                         text=True, check=True).stdout.strip().splitlines()[-1]
+    assert out == "False True"

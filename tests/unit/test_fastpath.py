@@ -86,3 +86,29 @@ def test_one_relative_context_in_two_places_gives_two_images(tmp_path: Path) -> 
     two = run_pybuild("--root", root, "-q", "ctx", cwd=tmp_path / "two")
     assert two.returncode == 0, two.stderr
     assert two.stdout.strip() != one.stdout.strip()
+
+
+def test_cache_flags_are_never_answered_by_the_fast_path(tmp_path: Path) -> None:
+    """A warm rebuild with --cache-to must still export, and one with --cache-from must still
+    read (and warn about) the cache: the fast path leaves both to the full build."""
+    from builder.cli.fastpath import _parse
+
+    assert _parse(["--cache-to", "type=local,dest=d", "ctx"]) is None
+    assert _parse(["--cache-from=type=local,src=d", "ctx"]) is None
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "f.txt").write_text("f\n")
+    (ctx / "Dockerfile").write_text("FROM scratch\nCOPY f.txt /f.txt\n")
+    root = str(tmp_path / "root")
+    first = run_pybuild("--root", root, "build", "-q", str(ctx), cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    cache = tmp_path / "cache"
+    exported = run_pybuild("--root", root, "build", "-q", "--cache-to",
+                           f"type=local,dest={cache}", str(ctx), cwd=tmp_path)
+    assert exported.returncode == 0, exported.stderr
+    assert exported.stdout == first.stdout and (cache / "index.json").is_file()
+    missing = tmp_path / "missing"
+    warned = run_pybuild("--root", root, "build", "--progress=plain", "--cache-from",
+                         f"type=local,src={missing}", str(ctx), cwd=tmp_path)
+    assert warned.returncode == 0, warned.stderr
+    assert str(missing) in warned.stderr and "no such directory" in warned.stderr

@@ -39,6 +39,7 @@ LAYERS: dict[str, int] = {
     "builder.context": 3,
     "builder.executor": 4,
     "builder.buildrecord": 4,
+    "builder.cache": 4,
     "builder.export": 4,
     "builder.run": 4,
     "builder.api": 4,
@@ -50,6 +51,8 @@ NEVER = {
     "builder.sandbox": ("builder.syntax", "builder.frontend", "builder.lint"),
     "builder.oci": ("builder.syntax", "builder.frontend", "builder.lint"),
     "builder.registry": ("builder.syntax", "builder.frontend", "builder.lint"),
+    "builder.cache": ("builder.syntax", "builder.frontend", "builder.lint",
+                      "builder.executor"),
 }
 CLI_ONLY_IMPORTS = ("typer", "tqdm", "click")
 LARK_ONLY_IN = "builder.syntax"
