@@ -49,9 +49,12 @@ def test_example_builds_with_outputs_and_metadata(root: Path, tmp_path: Path) ->
         pytest.skip("podman not installed: cannot run the image")
     import tempfile
 
-    # podman refuses a runroot path longer than 50 characters: a short temp dir.
+    # podman refuses a runroot path longer than 50 characters: a short temp dir. --tmpdir
+    # too: podman's default (/run/libpod) is shared with every podman on the machine, and
+    # `system reset` below would empty it under them.
     with tempfile.TemporaryDirectory(prefix="pbpod-") as short:
-        base = [podman, "--root", f"{short}/root", "--runroot", f"{short}/run"]
+        base = [podman, "--root", f"{short}/root", "--runroot", f"{short}/run",
+                "--tmpdir", f"{short}/tmp"]
         cmd = [*base, "--runtime", "runc", "run", "--rm", "--network", "none",
                "--ulimit", "nofile=20000:20000", "--ulimit", "nproc=4096:4096",
                f"oci-archive:{archive}"]
