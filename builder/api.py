@@ -28,7 +28,14 @@ from builder.export import OutputSpec
 from builder.export import write as write_output
 from builder.frontend import PlanOptions, plan
 from builder.frontend.dockerignore import BadPattern, load_ignore
-from builder.graph import BaseImageInfo, BuildPlan, ContextSource, ImageSource, StepId
+from builder.graph import (
+    BaseImageInfo,
+    BuildPlan,
+    ContextSource,
+    HttpSource,
+    ImageSource,
+    StepId,
+)
 from builder.graph import ImageConfig as PlanImageConfig
 from builder.graph import Platform as PlanPlatform
 from builder.oci import layout
@@ -242,12 +249,16 @@ def _save_record(store: Store, bp: BuildPlan, results: Mapping[StepId, Any],
                  tags: Mapping[str, str]) -> None:
     """Remember what this build depended on, and the warnings it showed, for the
     warm-rebuild fast path (builder.buildrecord, builder.buildstamp); skipped when a base
-    image came from a file reference."""
+    image came from a file reference, and when the build downloaded a remote file (ADD
+    <url>): its content may change at any time, so like BuildKit every build asks the server
+    again, and the fast path — which answers from local stamps only — must not answer it."""
     images: list[tuple[str, str]] = []
     contexts: list[tuple[str, tuple[str, ...], tuple[str, ...], str]] = []
     stamps: dict[str, buildstamp.Stamp | None] = {}
     for sid, res in results.items():
         step = bp.steps[sid]
+        if isinstance(step, HttpSource):
+            return
         if isinstance(step, ImageSource) and not step.is_scratch:
             if parse(step.ref).transport is not Transport.NAME or res.base is None:
                 return

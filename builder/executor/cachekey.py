@@ -6,6 +6,8 @@ What goes in (and therefore what invalidates a step):
 - the cache keys of its inputs, in the step's fixed input order (so a change anywhere upstream
   invalidates everything downstream, and nothing else);
 - for a base image: its resolved manifest digest (a re-tagged `latest` is a new base);
+- for a remote file (ADD <url>): the sha256 of the bytes downloaded, its file name and the
+  mtime it gets from Last-Modified;
 - for the build context: a fingerprint of exactly the selected entries — relative path, file
   type, permission bits (incl. setuid/setgid/sticky), uid, gid, symlink target and the xxh3 of
   the content. Never mtime, atime, ctime or inode: a fresh clone of the same commit hits;
@@ -58,6 +60,13 @@ def context_key(step_id: str, entries: Iterable[EntryPrint]) -> str:
 def image_key(step_id: str, manifest_digest: str | None) -> str:
     """Key of an ImageSource: its StepId plus the resolved manifest digest (None = scratch)."""
     return Fingerprint.of_parts(VERSION, "image", step_id, manifest_digest or "scratch").hex
+
+
+def http_key(step_id: str, content: str, filename: str, mtime: int) -> str:
+    """Key of an HttpSource (ADD <url>): its StepId (URL, --checksum, file name), the sha256
+    of the content downloaded and the mtime the file is given (from Last-Modified). Never the
+    ETag: a server that re-tags the same bytes still hits."""
+    return Fingerprint.of_parts(VERSION, "http", step_id, content, filename, str(mtime)).hex
 
 
 def step_key(step_id: str, input_keys: Sequence[str], *,

@@ -54,6 +54,7 @@ from builder.graph import (
 from builder.oci.image import StoredImage
 from builder.oci.layers import changes_from_tree, commit_layer
 from builder.patternmatcher import PatternMatcher
+from builder.registry import fetch
 from builder.sandbox import Mount as SandboxMount
 from builder.sandbox import Process, SandboxSpec
 from builder.sandbox import start as sandbox_start
@@ -158,11 +159,12 @@ class Worker:
     def key(self, sid: StepId, step: Step, inputs: Sequence[StepResult]) -> str:
         if isinstance(step, ImageSource):
             return ""  # resolved in lookup (it needs the image anyway)
-        if isinstance(step, ContextSource):
-            return ""
-        if isinstance(step, HttpSource | GitSource):
-            raise StepFailed(sid, f"ADD from {step.url}: remote sources are not supported yet",
-                             hint="download the file in a RUN step, or add it to the context")
+        if isinstance(step, ContextSource | HttpSource):
+            return ""  # known only from the content: lookup() reads (or downloads) it
+        if isinstance(step, GitSource):
+            raise StepFailed(sid, f"ADD from {step.url}: git sources are not supported yet",
+                             hint="clone the repository in a RUN step, or add it to the "
+                             "context")
         network = ""
         if isinstance(step, Exec) and step.network == "default":
             network = self._network(step)
@@ -181,6 +183,8 @@ class Worker:
             return self._image(sid, step)
         if isinstance(step, ContextSource):
             return self._context(sid, step)
+        if isinstance(step, HttpSource):
+            return self._http(sid, step)
         if self.opts.no_cache:
             return None
         rec = self.store.get_cache(key)
@@ -228,6 +232,47 @@ class Worker:
             prints = ctx.fingerprint(step.includes, memo)
         return StepResult(cachekey.context_key(sid, prints), context=ctx,
                           includes=step.includes)
+
+    def _http(self, sid: StepId, step: HttpSource) -> StepResult:
+        """ADD <url>: the remote file, as BuildKit's http source serves it — one file named
+        `filename`, mode 0600, mtime from Last-Modified (else the epoch) — presented to the
+        Copy step as a one-file build context (the same path as COPY from the context).
+
+        With --checksum and a blob of that digest already stored, no request is made.
+        Otherwise a conditional GET with the validators remembered from the last download
+        (builder.registry.fetch): a 304 reuses the stored bytes; --no-cache downloads anew.
+        The file is checked out under the store's rootfs directory, keyed by the source's
+        cache key, so it is regenerable and `prune` removes it."""
+        expected = None
+        if step.checksum:
+            try:
+                expected = Digest.parse(step.checksum)
+            except ValueError as err:  # the planner validates it; keep the error at the ADD
+                raise StepFailed(sid, f"ADD --checksum={step.checksum}: {err}") from None
+        remote = fetch.remembered(self.store, step.url)
+        if expected is not None and self.store.has_blob(expected) and not self.opts.no_cache:
+            if remote is None or remote.digest != expected:
+                remote = fetch.Remote(step.url, expected)
+        else:
+            try:
+                remote, _ = fetch.fetch(self.store, step.url, expected=expected,
+                                        revalidate=not self.opts.no_cache,
+                                        environ=self.opts.environ or None)
+            except PybuildError as err:  # RegistryError/ChecksumMismatch: fail at the ADD
+                raise StepFailed(sid, err.message, hint=err.hint) from None
+        # BuildKit: path.Base(url.Path), else __unnamed__ (never a path component)
+        name = step.filename if step.filename not in ("", ".", "..") and "/" not in \
+            step.filename else "__unnamed__"
+        key = cachekey.http_key(sid, str(remote.digest), name, remote.mtime)
+        root = self.store.rootfs_path(f"http-{key}")
+        if not root.is_dir():
+            with self.store.new_rootfs(f"http-{key}") as tmp:
+                target = tmp / name
+                with self.store.open_blob(remote.digest) as src, open(target, "wb") as dst:
+                    shutil.copyfileobj(src, dst, 1 << 20)
+                os.chmod(target, 0o600)
+                os.utime(target, (remote.mtime, remote.mtime))
+        return StepResult(key, context=BuildContext(root), includes=(name,))
 
     # --- filesystems -------------------------------------------------------------------------
     def lowers(self, layers: Sequence[Digest]) -> list[Path]:

@@ -453,3 +453,95 @@ def _describe(body: bytes) -> str:
         if isinstance(doc.get(key), str):
             return f": {doc[key]}"
     return ""
+
+
+# --- plain URLs (ADD <url>) ---------------------------------------------------------------------
+ENV_FETCH_MAX = "PYBUILD_FETCH_MAX_BYTES"
+FETCH_MAX = 8 << 30           # 8 GiB: a remote file larger than this is refused (a runaway body)
+
+
+def fetch_max(environ: Mapping[str, str] | None = None) -> int:
+    """The largest body `open_url` callers accept: $PYBUILD_FETCH_MAX_BYTES, else 8 GiB."""
+    env = os.environ if environ is None else environ
+    try:
+        return int(env.get(ENV_FETCH_MAX) or FETCH_MAX)
+    except ValueError:
+        return FETCH_MAX
+
+
+def open_url(url: str, *, headers: Mapping[str, str] | None = None,
+             environ: Mapping[str, str] | None = None,
+             ssl_context: ssl.SSLContext | None = None) -> Response:
+    """``GET url`` for a file outside any registry (ADD <url>), returned as a stream.
+
+    http and https only; TLS verified; redirects followed up to 5 times, http→https allowed
+    but never https→http (a downgrade) nor to another scheme. The answer is returned for a 200
+    or a 304 (the caller sent `If-None-Match`/`If-Modified-Since` in `headers`); any other
+    status, a refused connection, a TLS failure or a timeout is a RegistryError naming the URL.
+    The caller reads the body (Response.read) and closes it."""
+    env = dict(os.environ if environ is None else environ)
+    timeout = _timeout(env)
+    send = {"User-Agent": "pybuild", "Accept-Encoding": "identity", **(headers or {})}
+    current = url
+    for _ in range(_MAX_REDIRECTS + 1):
+        parts = urllib.parse.urlsplit(current)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise RegistryError(f"GET {url}: unsupported URL {current!r}",
+                                hint="only http:// and https:// URLs can be downloaded")
+        if parts.scheme == "https":
+            conn: http.client.HTTPConnection = http.client.HTTPSConnection(
+                parts.netloc, timeout=timeout,
+                context=ssl_context or ssl.create_default_context(), blocksize=_BLOCK)
+        else:
+            conn = http.client.HTTPConnection(parts.netloc, timeout=timeout, blocksize=_BLOCK)
+        path = parts.path or "/"
+        if parts.query:
+            path += f"?{parts.query}"
+        try:
+            conn.request("GET", path, headers=send)
+            resp = conn.getresponse()
+        except (ssl.SSLError, ssl.CertificateError) as e:
+            conn.close()
+            raise RegistryError(f"GET {url}: TLS failed talking to {parts.netloc}: {e}",
+                                hint="if the certificate is private, point SSL_CERT_FILE at "
+                                "its CA") from None
+        except TimeoutError:
+            conn.close()
+            raise RegistryError(f"GET {url}: {parts.netloc} did not answer within "
+                                f"{timeout:g}s", hint=f"check the network; raise "
+                                f"${ENV_TIMEOUT}") from None
+        except (OSError, http.client.HTTPException) as e:
+            conn.close()
+            reason = (e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+                      ) or type(e).__name__
+            raise RegistryError(f"GET {url}: cannot reach {parts.scheme}://{parts.netloc}: "
+                                f"{reason[:1].lower() + reason[1:]}",
+                                hint="check the URL, and that the server is running and "
+                                "reachable") from None
+        if resp.status in (301, 302, 303, 307, 308) and resp.headers.get("Location"):
+            nxt = urllib.parse.urljoin(current, resp.headers["Location"])
+            with contextlib.suppress(OSError, http.client.HTTPException):
+                resp.read(_ERROR_BODY_MAX)
+            conn.close()
+            scheme = urllib.parse.urlsplit(nxt).scheme
+            if scheme not in ("http", "https"):
+                raise RegistryError(f"GET {url}: redirected to {nxt}: unsupported URL scheme "
+                                    f"{scheme!r}", hint="only http:// and https:// URLs can "
+                                    "be downloaded")
+            if parts.scheme == "https" and scheme == "http":
+                raise RegistryError(f"GET {url}: redirected from https to plain http ({nxt}); "
+                                    "refused", hint="use the http:// URL directly if you "
+                                    "trust it")
+            current = nxt
+            continue
+        if resp.status in (200, 304):
+            return Response(conn, resp, current,
+                            lambda detail: RegistryError(f"GET {url}: {detail}"))
+        with contextlib.suppress(OSError, http.client.HTTPException):
+            resp.read(_ERROR_BODY_MAX)
+        conn.close()
+        reason = f" {resp.reason}" if resp.reason else ""
+        raise RegistryError(f"GET {url}: HTTP {resp.status}{reason}",
+                            hint="check the URL" if resp.status == 404 else
+                            "the server failed; try again later" if resp.status >= 500 else None)
+    raise RegistryError(f"GET {url}: more than {_MAX_REDIRECTS} redirects")
