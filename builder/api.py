@@ -427,8 +427,8 @@ def build(store: Store, opts: BuildOptions, sink: events.Sink = events.discard) 
         except StepFailed as err:
             span = bp.spans.get(err.step)
             msg = err.message
-            if span is not None:
-                msg = f"{names.get(err.step, 'step')}: {err.message}"
+            if span is not None and err.step in names:  # a source (ADD <url>) has no name:
+                msg = f"{names[err.step]}: {err.message}"  # its span says which line
             err.diagnostics = (Diagnostic("BUILD-STEP", Severity.ERROR, msg, span, err.hint,
                                           None, _line_text(text, span.line) if span else None),)
             raise
