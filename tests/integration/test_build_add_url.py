@@ -265,3 +265,27 @@ def test_failures_are_reported_at_the_add_line(tmp_path: Path, server: Server,
     expect = {"404": "HTTP 404", "refused": "cannot reach", "ftp-redirect": "ftp",
               "too-large": "more than the 1024"}[case]
     assert expect in err, err
+
+
+def test_unpack_flag_extracts_a_remote_archive(tmp_path: Path, server: Server) -> None:
+    store = Store(tmp_path / "store")
+    server.files["/a.tar.gz"] = Resource(_tgz())
+    out = tmp_path / "out"
+    _local(store, _ctx(tmp_path), f"FROM scratch\nADD --unpack=true {server.base}/a.tar.gz "
+           "/x/\n", out)
+    assert os.listdir(out / "x") == ["inside.txt"]
+    assert (out / "x" / "inside.txt").read_bytes() == b"in\n"
+
+
+def test_same_bytes_without_validators_stay_cached(tmp_path: Path, server: Server) -> None:
+    """A server with no ETag/Last-Modified answers 200 every time: the bytes are the key, so
+    the same content keeps the ADD's copy and what follows cached."""
+    store = busybox_store(tmp_path)
+    server.files["/plain"] = Resource(b"same\n")
+    df = ("FROM localhost/pybuild/busybox:latest\n"
+          f"ADD {server.base}/plain /p\nRUN cat /p > /q\n")
+    ctx = _ctx(tmp_path)
+    run_build(store, ctx, df)
+    second = run_build(store, ctx, df)
+    assert len(server.requests) == 2 and "if-none-match" not in server.requests[-1][1]
+    assert not second.ran_any("RUN") and any("RUN" in c for c in second.cached)
