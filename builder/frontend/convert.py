@@ -7,7 +7,7 @@ import posixpath
 import re
 from collections.abc import Callable
 from dataclasses import replace
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from builder.frontend import gocompat
 from builder.frontend.expand import ExpansionError, ShellLexer
@@ -300,8 +300,9 @@ def _git_ref(src: str) -> tuple[str, str, str] | None:
 
 
 def _url_filename(url: str) -> str:
-    """BuildKit names a downloaded file `path.Base(url.Path)`, or `__unnamed__`."""
-    path = urlsplit(url).path.rstrip("/")
+    """BuildKit names a downloaded file `path.Base(url.Path)`, or `__unnamed__`; Go's
+    `url.Path` is percent-decoded (`my%20file` → `my file`)."""
+    path = unquote(urlsplit(url).path).rstrip("/")
     base = path.rsplit("/", 1)[-1] if path else ""
     return base if base not in ("", ".") else "__unnamed__"
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from builder.digest import Digest, Fingerprint
 from builder.errors import ImageError, RegistryError
-from builder.registry.transport import fetch_max, open_url
+from builder.registry.transport import fetch_max, open_url, redact
 from builder.store import CacheRecord, Store
 
 _RECORD = "pybuild.http-source/v1"
@@ -60,7 +60,7 @@ def remembered(store: Store, url: str) -> Remote | None:
     """What the last download of `url` left in the store (None when nothing, or when its
     blob has since been pruned)."""
     rec = store.get_cache(_record_key(url))
-    if rec is None or rec.config.get("url") != url or not rec.blobs:
+    if rec is None or rec.config.get("url") != redact(url) or not rec.blobs:
         return None
     digest = rec.blobs[0]
     if not store.has_blob(digest):
@@ -79,6 +79,9 @@ def fetch(store: Store, url: str, *, expected: Digest | None = None, revalidate:
     ChecksumMismatch and stores nothing. A body larger than $PYBUILD_FETCH_MAX_BYTES is
     refused; every network failure is a RegistryError naming the URL."""
     known = remembered(store, url) if revalidate else None
+    if known is not None and expected is not None and known.digest != expected:
+        known = None    # a 304 would confirm content that --checksum already refuses
+    shown = redact(url)
     headers: dict[str, str] = {}
     if known is not None:
         if known.etag:
@@ -89,28 +92,28 @@ def fetch(store: Store, url: str, *, expected: Digest | None = None, revalidate:
     with open_url(url, headers=headers, environ=environ) as resp:
         if resp.status == 304:
             if known is None or not headers:
-                raise RegistryError(f"GET {url}: HTTP 304 Not Modified to an unconditional "
+                raise RegistryError(f"GET {shown}: HTTP 304 Not Modified to an unconditional "
                                     "request")
             return known, False
         length = resp.headers.get("Content-Length")
         if length and length.isdigit() and int(length) > limit:
-            raise RegistryError(f"GET {url}: the file is {int(length)} bytes, more than the "
+            raise RegistryError(f"GET {shown}: the file is {int(length)} bytes, more than the "
                                 f"{limit} allowed", hint="raise $PYBUILD_FETCH_MAX_BYTES")
         with store.blob_writer(expected) as w:
             while block := resp.read(1 << 20):
                 w.write(block)
                 if w.size > limit:
-                    raise RegistryError(f"GET {url}: the file is larger than the {limit} "
+                    raise RegistryError(f"GET {shown}: the file is larger than the {limit} "
                                         "bytes allowed", hint="raise $PYBUILD_FETCH_MAX_BYTES")
             try:
                 digest = w.commit()
             except ImageError as err:  # the writer's "expected X, got Y"; nothing published
-                raise ChecksumMismatch(url, err.message.removeprefix("blob digest mismatch: ")
+                raise ChecksumMismatch(shown, err.message.removeprefix("blob digest mismatch: ")
                                        ) from None
         remote = Remote(url, digest, resp.headers.get("ETag") or "",
                         resp.headers.get("Last-Modified") or "")
     store.put_cache(CacheRecord(_record_key(url), None,
-                                {"kind": "http", "url": url, "etag": remote.etag,
+                                {"kind": "http", "url": shown, "etag": remote.etag,
                                  "last_modified": remote.last_modified},
                                 blobs=(digest,)))
     return remote, True

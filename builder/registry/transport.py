@@ -469,52 +469,77 @@ def fetch_max(environ: Mapping[str, str] | None = None) -> int:
         return FETCH_MAX
 
 
+def redact(url: str) -> str:
+    """`url` fit for messages: a password in its userinfo is replaced by ``xxxxx`` (as Go's
+    URL.Redacted does)."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username}:xxxxx@" + parts.netloc.rpartition("@")[2]
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+
+
 def open_url(url: str, *, headers: Mapping[str, str] | None = None,
              environ: Mapping[str, str] | None = None,
              ssl_context: ssl.SSLContext | None = None) -> Response:
     """``GET url`` for a file outside any registry (ADD <url>), returned as a stream.
 
     http and https only; TLS verified; redirects followed up to 5 times, http→https allowed
-    but never https→http (a downgrade) nor to another scheme. The answer is returned for a 200
+    but never https→http (a downgrade) nor to another scheme. Credentials in the URL
+    (``https://user:pass@host/…``) are sent as Basic auth to that host and port only, never
+    across a redirect elsewhere, and never shown in messages. The answer is returned for a 200
     or a 304 (the caller sent `If-None-Match`/`If-Modified-Since` in `headers`); any other
     status, a refused connection, a TLS failure or a timeout is a RegistryError naming the URL.
     The caller reads the body (Response.read) and closes it."""
     env = dict(os.environ if environ is None else environ)
     timeout = _timeout(env)
-    send = {"User-Agent": "pybuild", "Accept-Encoding": "identity", **(headers or {})}
+    shown = redact(url)
+    first = urllib.parse.urlsplit(url)
+    origin = (first.scheme, first.hostname, first.port)
+    auth = None
+    if first.username is not None:
+        auth = Credentials(urllib.parse.unquote(first.username),
+                           urllib.parse.unquote(first.password or ""), "the URL").basic()
     current = url
     for _ in range(_MAX_REDIRECTS + 1):
         parts = urllib.parse.urlsplit(current)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise RegistryError(f"GET {url}: unsupported URL {current!r}",
+        try:
+            host, port = parts.hostname, parts.port
+        except ValueError:
+            host = port = None
+        if parts.scheme not in ("http", "https") or not host:
+            raise RegistryError(f"GET {shown}: unsupported URL {redact(current)!r}",
                                 hint="only http:// and https:// URLs can be downloaded")
         if parts.scheme == "https":
             conn: http.client.HTTPConnection = http.client.HTTPSConnection(
-                parts.netloc, timeout=timeout,
+                host, port, timeout=timeout,
                 context=ssl_context or ssl.create_default_context(), blocksize=_BLOCK)
         else:
-            conn = http.client.HTTPConnection(parts.netloc, timeout=timeout, blocksize=_BLOCK)
+            conn = http.client.HTTPConnection(host, port, timeout=timeout, blocksize=_BLOCK)
+        send = {"User-Agent": "pybuild", "Accept-Encoding": "identity", **(headers or {})}
+        if auth is not None and (parts.scheme, host, port) == origin:
+            send["Authorization"] = auth
         path = parts.path or "/"
         if parts.query:
             path += f"?{parts.query}"
+        where = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
         try:
             conn.request("GET", path, headers=send)
             resp = conn.getresponse()
         except (ssl.SSLError, ssl.CertificateError) as e:
             conn.close()
-            raise RegistryError(f"GET {url}: TLS failed talking to {parts.netloc}: {e}",
+            raise RegistryError(f"GET {shown}: TLS failed talking to {where}: {e}",
                                 hint="if the certificate is private, point SSL_CERT_FILE at "
                                 "its CA") from None
         except TimeoutError:
             conn.close()
-            raise RegistryError(f"GET {url}: {parts.netloc} did not answer within "
-                                f"{timeout:g}s", hint=f"check the network; raise "
-                                f"${ENV_TIMEOUT}") from None
+            raise RegistryError(f"GET {shown}: {where} did not answer within {timeout:g}s",
+                                hint=f"check the network; raise ${ENV_TIMEOUT}") from None
         except (OSError, http.client.HTTPException) as e:
             conn.close()
             reason = (e.strerror if isinstance(e, OSError) and e.strerror else str(e)
                       ) or type(e).__name__
-            raise RegistryError(f"GET {url}: cannot reach {parts.scheme}://{parts.netloc}: "
+            raise RegistryError(f"GET {shown}: cannot reach {where}: "
                                 f"{reason[:1].lower() + reason[1:]}",
                                 hint="check the URL, and that the server is running and "
                                 "reachable") from None
@@ -525,23 +550,25 @@ def open_url(url: str, *, headers: Mapping[str, str] | None = None,
             conn.close()
             scheme = urllib.parse.urlsplit(nxt).scheme
             if scheme not in ("http", "https"):
-                raise RegistryError(f"GET {url}: redirected to {nxt}: unsupported URL scheme "
-                                    f"{scheme!r}", hint="only http:// and https:// URLs can "
-                                    "be downloaded")
+                raise RegistryError(f"GET {shown}: redirected to {redact(nxt)}: unsupported "
+                                    f"URL scheme {scheme!r}", hint="only http:// and "
+                                    "https:// URLs can be downloaded")
             if parts.scheme == "https" and scheme == "http":
-                raise RegistryError(f"GET {url}: redirected from https to plain http ({nxt}); "
-                                    "refused", hint="use the http:// URL directly if you "
-                                    "trust it")
+                raise RegistryError(f"GET {shown}: redirected from https to plain http "
+                                    f"({redact(nxt)}); refused",
+                                    hint="use the http:// URL directly if you trust it")
             current = nxt
             continue
         if resp.status in (200, 304):
             return Response(conn, resp, current,
-                            lambda detail: RegistryError(f"GET {url}: {detail}"))
+                            lambda detail: RegistryError(f"GET {shown}: {detail}"))
         with contextlib.suppress(OSError, http.client.HTTPException):
             resp.read(_ERROR_BODY_MAX)
         conn.close()
         reason = f" {resp.reason}" if resp.reason else ""
-        raise RegistryError(f"GET {url}: HTTP {resp.status}{reason}",
+        raise RegistryError(f"GET {shown}: HTTP {resp.status}{reason}",
                             hint="check the URL" if resp.status == 404 else
-                            "the server failed; try again later" if resp.status >= 500 else None)
-    raise RegistryError(f"GET {url}: more than {_MAX_REDIRECTS} redirects")
+                            "check the credentials in the URL" if resp.status in (401, 403)
+                            else "the server failed; try again later" if resp.status >= 500
+                            else None)
+    raise RegistryError(f"GET {shown}: more than {_MAX_REDIRECTS} redirects")

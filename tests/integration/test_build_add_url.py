@@ -289,3 +289,13 @@ def test_same_bytes_without_validators_stay_cached(tmp_path: Path, server: Serve
     second = run_build(store, ctx, df)
     assert len(server.requests) == 2 and "if-none-match" not in server.requests[-1][1]
     assert not second.ran_any("RUN") and any("RUN" in c for c in second.cached)
+
+
+def test_git_sources_stay_unsupported_with_a_clear_error(tmp_path: Path) -> None:
+    store = Store(tmp_path / "store")
+    with pytest.raises(BuildFailed) as exc:
+        run_build(store, _ctx(tmp_path),
+                  "FROM scratch\nADD https://127.0.0.1:9/repo.git#main /src\n")
+    assert "git sources are not supported yet" in exc.value.message
+    diag = exc.value.diagnostics[0]
+    assert diag.span is not None and diag.span.line == 2

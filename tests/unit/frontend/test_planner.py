@@ -351,6 +351,8 @@ def test_expansion_error_carries_the_instruction_span() -> None:
     ("https://example.com/", "__unnamed__"),
     ("https://example.com", "__unnamed__"),
     ("http://example.com/dir/", "dir"),
+    ("https://example.com/a/my%20tool-1.0.txt", "my tool-1.0.txt"),
+    ("https://example.com/a%2Fb", "b"),
 ])
 def test_add_url_file_names(url: str, name: str) -> None:
     from builder.graph import HttpSource

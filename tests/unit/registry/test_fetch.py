@@ -219,3 +219,36 @@ def test_mtime_is_the_epoch_without_a_usable_last_modified() -> None:
     assert fetch.Remote("u", d).mtime == 0
     assert fetch.Remote("u", d, last_modified="yesterday").mtime == 0
     assert fetch.Remote("u", d, last_modified="Thu, 01 Jan 1970 00:01:40 GMT").mtime == 100
+
+
+def test_a_304_cannot_confirm_content_that_checksum_refuses(tmp_path: Path,
+                                                            plain: _Server) -> None:
+    """The last download of the URL is remembered with other content than --checksum names:
+    the request is unconditional (a 304 must not stand for the refused bytes)."""
+    store = Store(tmp_path / "store")
+    plain.routes["/d"] = _body(b"old", etag='"o"')
+    url = f"{plain.base}/d"
+    fetch.fetch(store, url)
+    with pytest.raises(fetch.ChecksumMismatch):
+        fetch.fetch(store, url, expected=Digest.of_bytes(b"new"))
+    assert "if-none-match" not in plain.seen[-1]
+
+
+def test_url_credentials_go_to_their_host_only_and_are_never_shown(
+        tmp_path: Path, plain: _Server) -> None:
+    other = _Server({"/f": _body(b"elsewhere")})
+    try:
+        plain.routes["/here"] = _body(b"here")
+        plain.routes["/away"] = _redirect(f"{other.base}/f")
+        netloc = plain.base.removeprefix("http://")
+        with open_url(f"http://us%40r:p%3Ass@{netloc}/here") as resp:
+            assert resp.read() == b"here"
+        assert plain.seen[-1]["authorization"] == "Basic dXNAcjpwOnNz"   # us@r:p:ss
+        with open_url(f"http://u:secret@{netloc}/away") as resp:
+            assert resp.read() == b"elsewhere"
+        assert "authorization" in plain.seen[-1] and "authorization" not in other.seen[-1]
+        with pytest.raises(RegistryError) as exc:
+            fetch.fetch(Store(tmp_path / "store"), f"http://u:secret@{netloc}/missing")
+        assert "secret" not in exc.value.message and "u:xxxxx@" in exc.value.message
+    finally:
+        other.close()
