@@ -194,7 +194,10 @@ class Client:
         for _ in range(_MAX_REDIRECTS + 1):
             parts = urllib.parse.urlsplit(url)
             send = dict(headers)
-            if parts.netloc != (auth_host or self.host):
+            # ... and never over plain HTTP to a host not allowed it (a redirect from https
+            # to http on the same host would otherwise send the password or token in clear)
+            if parts.netloc != (auth_host or self.host) or (
+                    parts.scheme != "https" and not is_insecure(parts.netloc, self.environ)):
                 send.pop("Authorization", None)
             conn = self._connect(parts)
             path = parts.path + (f"?{parts.query}" if parts.query else "")

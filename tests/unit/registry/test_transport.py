@@ -254,3 +254,48 @@ def test_a_connection_lost_mid_blob_is_a_registry_error_and_stores_nothing(
     assert "connection lost" in err.value.message and fake.host in err.value.message
     assert not store.has_blob(desc.digest)
     assert list((tmp_path / "store" / "tmp").iterdir()) == []
+
+
+class _Scripted:
+    """A stand-in for http.client's connection + response: records what was sent to which
+    URL and answers from a script (no TLS server needed to test what we send where)."""
+
+    def __init__(self, log: list[tuple[str, dict[str, str]]], url: str,
+                 answer: tuple[int, dict[str, str]]) -> None:
+        self.log, self.url, self.answer = log, url, answer
+
+    def request(self, method: str, path: str, body: object = None,
+                headers: dict[str, str] | None = None) -> None:
+        self.log.append((self.url + path, dict(headers or {})))
+
+    def getresponse(self) -> _Scripted:
+        self.status, self.headers = self.answer[0], self.answer[1]
+        return self
+
+    def read(self, n: int | None = None) -> bytes:
+        return b""
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_redirect_from_https_to_plain_http_does_not_carry_credentials(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import urllib.parse
+
+    log: list[tuple[str, dict[str, str]]] = []
+
+    def connect(self: Client, url: urllib.parse.SplitResult) -> _Scripted:
+        if url.scheme == "https":   # the registry: redirect the blob to http, same host
+            return _Scripted(log, f"https://{url.netloc}",
+                             (307, {"Location": "http://reg.example/v2/a/blobs/x"}))
+        return _Scripted(log, f"http://{url.netloc}", (200, {}))
+
+    monkeypatch.setattr(Client, "_connect", connect)
+    client = Client("reg.example", "a", environ={})
+    client._auth = "Basic dTpw"
+    client.open_blob(Digest.of_bytes(b"x")).close()
+    assert [u for u, _ in log] == [f"https://reg.example/v2/a/blobs/{Digest.of_bytes(b'x')}",
+                                   "http://reg.example/v2/a/blobs/x"]
+    assert log[0][1]["Authorization"] == "Basic dTpw"
+    assert "Authorization" not in log[1][1]
