@@ -230,9 +230,7 @@ class Client:
                                   "running and reachable") from None
             if resp.status in (301, 302, 303, 307, 308) and resp.headers.get("Location"):
                 url = urllib.parse.urljoin(url, resp.headers["Location"])
-                with contextlib.suppress(OSError, http.client.HTTPException):
-                    resp.read()
-                conn.close()
+                conn.close()   # unread: a redirect's body is not needed (and may be endless)
                 if resp.status == 303:
                     method, body = "GET", None
                 continue
@@ -403,8 +401,7 @@ class Client:
             path += "?" + urllib.parse.urlencode({"mount": str(digest), "from": mount_from})
         with self.request("POST", path, what, headers={"Content-Length": "0"},
                           ok=(201, 202)) as resp:
-            location = resp.headers.get("Location")
-            resp.read()
+            location = resp.headers.get("Location")   # the body is not needed: left unread
         if resp.status == 201:
             return True
         if not location:
@@ -426,7 +423,6 @@ class Client:
                           headers={"Content-Type": media_type,
                                    "Content-Length": str(len(data))},
                           body=lambda: data, ok=(200, 201, 202)) as resp:
-            resp.read()
             got = resp.headers.get("Docker-Content-Digest")
         digest = Digest.of_bytes(data)
         if got and got != str(digest):

@@ -299,3 +299,57 @@ def test_a_redirect_from_https_to_plain_http_does_not_carry_credentials(
                                    "http://reg.example/v2/a/blobs/x"]
     assert log[0][1]["Authorization"] == "Basic dTpw"
     assert "Authorization" not in log[1][1]
+
+
+def _endless_server(head: bytes, offered: int) -> tuple[socket.socket, list[int]]:
+    """A raw HTTP server answering each connection with `head` and then a chunked body of up
+    to `offered` bytes; sent[0] counts what it managed to send before the client hung up."""
+    import threading
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)
+    sent = [0]
+
+    def run() -> None:
+        while True:
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                return
+            with conn:
+                try:
+                    conn.recv(65536)
+                    conn.sendall(head + b"Transfer-Encoding: chunked\r\n\r\n")
+                    block = b"%x\r\n" % 65536 + b"x" * 65536 + b"\r\n"
+                    while sent[0] < offered:
+                        conn.sendall(block)
+                        sent[0] += 65536
+                    conn.sendall(b"0\r\n\r\n")
+                except OSError:
+                    pass
+
+    threading.Thread(target=run, daemon=True).start()
+    return srv, sent
+
+
+@pytest.mark.parametrize("status", [b"307 Temporary Redirect", b"202 Accepted", b"201 Created"])
+def test_an_endless_body_where_we_expect_none_is_not_read(status: bytes) -> None:
+    """A redirect, an upload session answer and a manifest PUT answer carry no body we need:
+    a hostile registry streaming one forever must not be read into memory."""
+    srv, sent = _endless_server(b"HTTP/1.1 " + status + b"\r\nLocation: /elsewhere\r\n"
+                                b"Docker-Content-Digest: " + str(Digest.of_bytes(b"m")).encode()
+                                + b"\r\n", 512 << 20)
+    host = f"127.0.0.1:{srv.getsockname()[1]}"
+    client = Client(host, "a", push=True, environ={})
+    try:
+        with pytest.raises(RegistryError):
+            if status.startswith(b"307"):
+                client.ping()                       # 307 → 307 → … : too many redirects
+            elif status.startswith(b"202"):
+                client.upload_blob(Digest.of_bytes(b"m"), 1, lambda: b"m")
+            else:
+                client.put_manifest("t", OCI_MANIFEST, b"other")  # digest differs: refused
+    finally:
+        srv.close()
+    assert sent[0] < 64 << 20
