@@ -81,6 +81,8 @@ class LocalLayout:
             entries = [Descriptor.from_json(m) for m in doc["manifests"]]
         except (ValueError, KeyError, TypeError, UnicodeDecodeError) as e:
             raise CacheDamaged(f"index.json is malformed: {e}") from None
+        except RecursionError:   # [[[[…: json's C scanner recurses once per level
+            raise CacheDamaged("index.json is malformed: nested too deeply") from None
         for desc in entries:
             if desc.annotations.get(ANNOTATION_REF_NAME) == tag:
                 if desc.size > MAX_DOCUMENT:

@@ -155,3 +155,11 @@ def test_export_does_not_block_on_a_fifo(tmp_path: Path, name: str) -> None:
         t.join(2)
     assert finished, f"export blocked reading the FIFO {name}"
     assert layout.resolve("t").size > 0
+
+
+def test_a_deeply_nested_index_is_damaged_not_a_crash(tmp_path: Path) -> None:
+    layout = LocalLayout(tmp_path / "c")
+    layout.blob_dir.mkdir(parents=True)
+    (tmp_path / "c" / "index.json").write_bytes(b"[" * 100_000)
+    with pytest.raises(CacheDamaged, match="nested too deeply"):
+        layout.resolve("latest")
