@@ -239,7 +239,7 @@ class Client:
 
     def _credentials(self) -> Credentials | None:
         if not self._creds_loaded:
-            self._creds = lookup(self.domain, self.environ)
+            self._creds = lookup(self.domain, self.environ, self.repository)
             self._creds_loaded = True
         return self._creds
 

@@ -353,3 +353,33 @@ def test_an_endless_body_where_we_expect_none_is_not_read(status: bytes) -> None
     finally:
         srv.close()
     assert sent[0] < 64 << 20
+
+
+def test_namespace_keys_apply_only_to_their_namespace_most_specific_first(
+        tmp_path: Path) -> None:
+    """containers-auth.json(5): a `host/namespace` key is for images in that namespace, and
+    the most specific matching key wins."""
+    f = _auth_file(tmp_path / "auth.json", {"quay.io/org-a": "a:pa", "quay.io/org-b": "b:pb",
+                                            "quay.io/org-b/app": "app:papp"})
+    env = {"REGISTRY_AUTH_FILE": str(f)}
+    for repo, user in (("org-a/x", "a"), ("org-b/x", "b"), ("org-b/app", "app"),
+                       ("org-b/app/sub", "app"), ("org-bb/x", None), ("other/x", None)):
+        creds = lookup("quay.io", env, repo)
+        assert (creds.username if creds else None) == user, repo
+    g = _auth_file(tmp_path / "auth2.json", {"quay.io": "host:ph", "quay.io/org-b": "b:pb"})
+    hosted = lookup("quay.io", {"REGISTRY_AUTH_FILE": str(g)}, "org-a/x")
+    assert hosted is not None and hosted.username == "host"
+    scoped = lookup("quay.io", {"REGISTRY_AUTH_FILE": str(g)}, "org-b/x")
+    assert scoped is not None and scoped.username == "b"
+
+
+def test_the_client_sends_the_namespace_credentials_of_its_repository(tmp_path: Path) -> None:
+    with serve(FakeServer()) as fake:
+        fake.route("GET", "/v2/", lambda req: (
+            (200, {}, b"") if req.headers.get("authorization") else
+            (401, {"WWW-Authenticate": 'Basic realm="r"'}, b"")))
+        f = _auth_file(tmp_path / "auth.json", {f"{fake.host}/org-a": "a:pa",
+                                                f"{fake.host}/org-b": "b:pb"})
+        Client(fake.host, "org-b/app", environ={"REGISTRY_AUTH_FILE": str(f)}).ping()
+        assert fake.seen[-1].headers["authorization"] == \
+            "Basic " + base64.b64encode(b"b:pb").decode()
