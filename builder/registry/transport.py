@@ -311,7 +311,11 @@ class Client:
             if auth:
                 send["Authorization"] = auth
             resp = self._send(method, url, send, body, what)
-            if resp.status == 401 and attempt == 0:
+            # Only the registry's own challenge is answered: a host it redirected to (a blob
+            # store, or whatever a hostile Location names) could otherwise pick a token realm
+            # and receive the registry's credentials there.
+            if resp.status == 401 and attempt == 0 and \
+                    urllib.parse.urlsplit(resp.url).netloc == self.host:
                 challenge = resp.headers.get("WWW-Authenticate", "")
                 try:
                     with self._lock:

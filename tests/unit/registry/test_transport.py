@@ -383,3 +383,21 @@ def test_the_client_sends_the_namespace_credentials_of_its_repository(tmp_path: 
         Client(fake.host, "org-b/app", environ={"REGISTRY_AUTH_FILE": str(f)}).ping()
         assert fake.seen[-1].headers["authorization"] == \
             "Basic " + base64.b64encode(b"b:pb").decode()
+
+
+def test_a_challenge_from_a_redirect_target_is_not_answered_with_our_credentials(
+        tmp_path: Path) -> None:
+    """Only the registry's own 401 is answered: a blob host it redirects to (a CDN, or
+    whatever a hostile Location names) asking for a Bearer token at a realm of its choosing
+    must not receive the registry's credentials there."""
+    with serve(FakeServer()) as evil, serve(FakeServer()) as cdn, serve(FakeServer()) as fake:
+        evil.route("GET", "/token", lambda req: (200, {}, b'{"token":"t"}'))
+        cdn.route("GET", "/blob", lambda req: (
+            401, {"WWW-Authenticate": f'Bearer realm="http://{evil.host}/token"'}, b""))
+        fake.route("GET", "/v2/a/blobs/*", lambda req: (
+            307, {"Location": f"http://{cdn.host}/blob"}, b""))
+        f = _auth_file(tmp_path / "auth.json", {fake.host: "u:secret"})
+        client = Client(fake.host, "a", environ={"REGISTRY_AUTH_FILE": str(f)})
+        with pytest.raises(RegistryError, match="401"):
+            client.open_blob(Digest.of_bytes(b"x"))
+    assert evil.seen == []
