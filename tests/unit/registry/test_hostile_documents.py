@@ -75,3 +75,38 @@ def test_a_hostile_image_config_is_a_registry_error(tmp_path: Path, name: str) -
             _pull(store, fake)
     assert "config" in err.value.message and fake.host in err.value.message
     assert store.images() == {}
+
+
+def test_a_failed_layer_stops_the_downloads_not_yet_started(tmp_path: Path) -> None:
+    """Once one layer has failed the pull fails: the layers still queued are not fetched
+    (nor, after Ctrl-C, would they be)."""
+    import time
+
+    from builder.oci.model import OCI_LAYER_GZIP
+
+    layers = [b"layer-%d" % i for i in range(12)]
+    config = json.dumps({"rootfs": {"type": "layers", "diff_ids": [
+        str(Digest.of_bytes(x)) for x in layers]}}).encode()
+    manifest = _doc(mediaType=OCI_MANIFEST, config={
+        **_CFG, "digest": str(Digest.of_bytes(config)), "size": len(config)}, layers=[
+        {"mediaType": OCI_LAYER_GZIP, "digest": str(Digest.of_bytes(x)), "size": len(x)}
+        for x in layers])
+
+    def blob(req: object) -> tuple[int, dict[str, str], bytes]:
+        if str(Digest.of_bytes(config)) in req.path:  # type: ignore[attr-defined]
+            return 200, {}, config
+        if str(Digest.of_bytes(layers[0])) in req.path:  # type: ignore[attr-defined]
+            return 404, {}, b""
+        time.sleep(0.3)
+        return 503, {}, b""
+
+    store = Store(tmp_path / "store")
+    with serve(FakeServer()) as fake:
+        fake.route("GET", "/v2/a/manifests/*", lambda req: (200, {"Content-Type": OCI_MANIFEST},
+                                                            manifest))
+        fake.route("GET", "/v2/a/blobs/*", blob)
+        with pytest.raises(RegistryError, match="404"):
+            pull(store, parse_name(f"{fake.host}/a:1"), environ={"REGISTRY_AUTH_FILE": "/none"},
+                 jobs=2)
+    fetched = [s for s in fake.seen if "/blobs/" in s.path]
+    assert len(fetched) < 6, len(fetched)   # config + the first two, give or take a race
