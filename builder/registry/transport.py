@@ -192,14 +192,18 @@ class Client:
         header goes only to the registry's own host: a blob redirect to a CDN or object store
         carries its own signed URL (as docker and containerd do)."""
         for _ in range(_MAX_REDIRECTS + 1):
-            parts = urllib.parse.urlsplit(url)
+            parts = self._split(url, what)
             send = dict(headers)
             # ... and never over plain HTTP to a host not allowed it (a redirect from https
             # to http on the same host would otherwise send the password or token in clear)
             if parts.netloc != (auth_host or self.host) or (
                     parts.scheme != "https" and not is_insecure(parts.netloc, self.environ)):
                 send.pop("Authorization", None)
-            conn = self._connect(parts)
+            try:
+                conn = self._connect(parts)
+            except http.client.InvalidURL as e:   # a bad port in a Location or a realm
+                raise self.error(what, f"the registry sent a malformed URL {url[:200]!r}: {e}"
+                                 ) from None
             path = parts.path + (f"?{parts.query}" if parts.query else "")
             try:
                 payload = body() if body is not None else None
@@ -229,13 +233,28 @@ class Client:
                                   hint="check the registry name and port, and that it is "
                                   "running and reachable") from None
             if resp.status in (301, 302, 303, 307, 308) and resp.headers.get("Location"):
-                url = urllib.parse.urljoin(url, resp.headers["Location"])
                 conn.close()   # unread: a redirect's body is not needed (and may be endless)
+                try:
+                    url = urllib.parse.urljoin(url, resp.headers["Location"])
+                except ValueError:
+                    raise self.error(what, "the registry redirected to a malformed URL "
+                                     f"{resp.headers['Location'][:200]!r}") from None
                 if resp.status == 303:
                     method, body = "GET", None
                 continue
             return Response(conn, resp, url, lambda detail: self.error(what, detail))
         raise self.error(what, f"more than {_MAX_REDIRECTS} redirects")
+
+    def _split(self, url: str, what: str) -> urllib.parse.SplitResult:
+        """urlsplit, a malformed URL (from a Location header or a token realm: the
+        registry's words) being a RegistryError."""
+        try:
+            parts = urllib.parse.urlsplit(url)
+            parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+        except ValueError as e:
+            raise self.error(what, f"the registry sent a malformed URL {url[:200]!r}: {e}"
+                             ) from None
+        return parts
 
     def _credentials(self) -> Credentials | None:
         if not self._creds_loaded:
@@ -276,7 +295,7 @@ class Client:
             query.append(("scope", params["scope"]))
         sep = "&" if "?" in realm else "?"
         url = realm + sep + urllib.parse.urlencode(query)
-        rparts = urllib.parse.urlsplit(url)
+        rparts = self._split(url, what)
         headers = {"User-Agent": "pybuild"}
         # Credentials go to the token server only over TLS (or to a loopback/insecure host).
         if creds is not None and (rparts.scheme == "https" or is_insecure(rparts.netloc,
@@ -410,8 +429,12 @@ class Client:
             return True
         if not location:
             raise self.error(what, "the registry sent no upload Location")
-        url = urllib.parse.urljoin(self.base + "/", location)
-        parts = urllib.parse.urlsplit(url)
+        try:
+            url = urllib.parse.urljoin(self.base + "/", location)
+        except ValueError:
+            raise self.error(what, f"the registry sent a malformed upload Location "
+                             f"{location[:200]!r}") from None
+        parts = self._split(url, what)
         query = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
         query.append(("digest", str(digest)))
         url = urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(query)))

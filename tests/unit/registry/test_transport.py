@@ -401,3 +401,19 @@ def test_a_challenge_from_a_redirect_target_is_not_answered_with_our_credentials
         with pytest.raises(RegistryError, match="401"):
             client.open_blob(Digest.of_bytes(b"x"))
     assert evil.seen == []
+
+
+@pytest.mark.parametrize("url", ["http://[::1", "http://127.0.0.1:abc/x", "http://a b/x"])
+def test_a_malformed_url_from_the_registry_is_a_registry_error(url: str) -> None:
+    """A Location (redirect, upload session) or a token realm that is not a URL."""
+    with serve(FakeServer()) as fake:
+        fake.route("GET", "/v2/a/blobs/*", lambda req: (307, {"Location": url}, b""))
+        fake.route("GET", "/v2/", lambda req: (
+            401, {"WWW-Authenticate": f'Bearer realm="{url}"'}, b""))
+        fake.route("POST", "/v2/a/blobs/uploads/", lambda req: (202, {"Location": url}, b""))
+        client = Client(fake.host, "a", push=True, environ={})
+        for call in (lambda: client.open_blob(Digest.of_bytes(b"x")), client.ping,
+                     lambda: client.upload_blob(Digest.of_bytes(b"x"), 1, lambda: b"x")):
+            with pytest.raises(RegistryError, match="malformed") as err:
+                call()
+            assert fake.host in err.value.message
