@@ -311,7 +311,7 @@ class Client:
         try:
             doc = json.loads(body)
             token = doc.get("token") or doc.get("access_token")
-        except (ValueError, AttributeError):
+        except (ValueError, AttributeError, RecursionError):
             token = None
         if not isinstance(token, str) or not token:
             raise self.error(what, f"the token server {rparts.netloc} sent no token")
@@ -462,7 +462,7 @@ def _describe(body: bytes) -> str:
     "Error Codes"), as ': CODE: message'; '' when the body has none."""
     try:
         doc = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return ""
     if not isinstance(doc, dict):
         return ""

@@ -417,3 +417,17 @@ def test_a_malformed_url_from_the_registry_is_a_registry_error(url: str) -> None
             with pytest.raises(RegistryError, match="malformed") as err:
                 call()
             assert fake.host in err.value.message
+
+
+def test_deeply_nested_json_in_an_error_or_token_answer_is_a_registry_error() -> None:
+    nested = b"[" * 60_000
+    with serve(FakeServer()) as fake:
+        fake.route("GET", "/v2/a/manifests/x", lambda req: (404, {}, nested))
+        fake.route("GET", "/token", lambda req: (200, {}, nested))
+        fake.route("GET", "/v2/", lambda req: (
+            401, {"WWW-Authenticate": f'Bearer realm="http://{fake.host}/token"'}, b""))
+        client = Client(fake.host, "a", environ={"REGISTRY_AUTH_FILE": "/none"})
+        with pytest.raises(RegistryError, match="HTTP 404"):
+            client.get_manifest("x")
+        with pytest.raises(RegistryError, match="sent no token"):
+            client.ping()
