@@ -5,8 +5,10 @@ server stands in where our logic is under test; the real registry is in tests/in
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import socket
+import threading
 from pathlib import Path
 
 import pytest
@@ -301,11 +303,11 @@ def test_a_redirect_from_https_to_plain_http_does_not_carry_credentials(
     assert "Authorization" not in log[1][1]
 
 
-def _endless_server(head: bytes, offered: int) -> tuple[socket.socket, list[int]]:
+def _endless_server(head: bytes, offered: int
+                    ) -> tuple[socket.socket, list[int], threading.Thread]:
     """A raw HTTP server answering each connection with `head` and then a chunked body of up
-    to `offered` bytes; sent[0] counts what it managed to send before the client hung up."""
-    import threading
-
+    to `offered` bytes; sent[0] counts what it managed to send before the client hung up.
+    Stop it with `_stop(srv, thread)`."""
     srv = socket.socket()
     srv.bind(("127.0.0.1", 0))
     srv.listen(8)
@@ -329,15 +331,24 @@ def _endless_server(head: bytes, offered: int) -> tuple[socket.socket, list[int]
                 except OSError:
                     pass
 
-    threading.Thread(target=run, daemon=True).start()
-    return srv, sent
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return srv, sent, thread
+
+
+def _stop(srv: socket.socket, thread: threading.Thread) -> None:
+    with contextlib.suppress(OSError):
+        srv.shutdown(socket.SHUT_RDWR)   # wakes the accept() (close alone would not)
+    srv.close()
+    thread.join(10)
+    assert not thread.is_alive()
 
 
 @pytest.mark.parametrize("status", [b"307 Temporary Redirect", b"202 Accepted", b"201 Created"])
 def test_an_endless_body_where_we_expect_none_is_not_read(status: bytes) -> None:
     """A redirect, an upload session answer and a manifest PUT answer carry no body we need:
     a hostile registry streaming one forever must not be read into memory."""
-    srv, sent = _endless_server(b"HTTP/1.1 " + status + b"\r\nLocation: /elsewhere\r\n"
+    srv, sent, thread = _endless_server(b"HTTP/1.1 " + status + b"\r\nLocation: /elsewhere\r\n"
                                 b"Docker-Content-Digest: " + str(Digest.of_bytes(b"m")).encode()
                                 + b"\r\n", 512 << 20)
     host = f"127.0.0.1:{srv.getsockname()[1]}"
@@ -351,7 +362,7 @@ def test_an_endless_body_where_we_expect_none_is_not_read(status: bytes) -> None
             else:
                 client.put_manifest("t", OCI_MANIFEST, b"other")  # digest differs: refused
     finally:
-        srv.close()
+        _stop(srv, thread)
     assert sent[0] < 64 << 20
 
 
