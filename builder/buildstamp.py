@@ -134,15 +134,26 @@ def check(root: str | os.PathLike[str], key: str,
           context: str | os.PathLike[str]) -> dict[str, object] | None:
     """The answer in request `key`'s stamp file when it was written for this `context` (the
     key leaves the context's place out, the stamps name it) and every stamp in it is
-    unchanged; else None (no file, another format or version, a changed path)."""
+    unchanged; else None (no file, another format or version, a changed path).
+
+    marshal is not meant for data someone else made, so a file that another user owns or
+    may write (a store in a shared directory) is no answer either: only what this user wrote
+    (atomic_write's mkstemp files are 0600) is loaded."""
     try:
         with open(file_path(root, key), "rb") as f:
+            st = os.fstat(f.fileno())
+            if st.st_uid != os.geteuid() or st.st_mode & 0o022:
+                return None
             fmt, where, answer, stamps = marshal.loads(f.read())
     except (OSError, EOFError, ValueError, TypeError):
         return None
-    if fmt != FORMAT or where != os.path.abspath(context) or not isinstance(answer, dict):
+    if fmt != FORMAT or where != os.path.abspath(context) or not isinstance(answer, dict) \
+            or not isinstance(stamps, list):
         return None
-    for path, s in stamps:
+    for item in stamps:
+        if not (isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str)):
+            return None
+        path, s = item
         if (content_stamp(path) if isinstance(s, str) else stamp(path)) != s:
             return None
     return answer

@@ -118,6 +118,8 @@ def _load(data: bytes, what: str) -> dict[str, Any]:
         doc = json.loads(data)
     except (ValueError, UnicodeDecodeError) as e:
         raise CacheDamaged(f"{what} is not valid JSON: {e}") from None
+    except RecursionError:   # [[[[…: json's C scanner recurses once per level
+        raise CacheDamaged(f"{what} is not valid JSON: nested too deeply") from None
     if not isinstance(doc, dict):
         raise CacheDamaged(f"{what} is not a JSON object")
     return doc

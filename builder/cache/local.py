@@ -81,6 +81,8 @@ class LocalLayout:
             entries = [Descriptor.from_json(m) for m in doc["manifests"]]
         except (ValueError, KeyError, TypeError, UnicodeDecodeError) as e:
             raise CacheDamaged(f"index.json is malformed: {e}") from None
+        except RecursionError:   # [[[[…: json's C scanner recurses once per level
+            raise CacheDamaged("index.json is malformed: nested too deeply") from None
         for desc in entries:
             if desc.annotations.get(ANNOTATION_REF_NAME) == tag:
                 if desc.size > MAX_DOCUMENT:
@@ -108,8 +110,15 @@ class LocalLayout:
     # --- writing -------------------------------------------------------------------------
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
-        """Hold an exclusive flock on the directory (created) while exporting."""
+        """Hold an exclusive flock on the directory (created) while exporting. `blobs` and
+        `blobs/sha256` must be real directories: through a symlink (a hostile restored cache),
+        the export would write elsewhere and its collection delete 64-hex files there."""
         self.blob_dir.mkdir(parents=True, exist_ok=True)
+        for d in (self.blob_dir.parent, self.blob_dir):
+            if not stat.S_ISDIR(os.lstat(d).st_mode):
+                raise CacheDamaged(f"{d.relative_to(self.root)} is a symlink, not a directory"
+                                   if os.path.islink(d) else
+                                   f"{d.relative_to(self.root)} is not a directory")
         fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
@@ -178,7 +187,7 @@ class LocalLayout:
                        if e.annotations.get(ANNOTATION_REF_NAME) != tag]
         except FileNotFoundError:
             pass
-        except (ValueError, KeyError, TypeError, OSError):
+        except (ValueError, KeyError, TypeError, AttributeError, OSError):
             gc = False  # an unreadable index: we cannot tell what else is in use; keep all
         entries.append(Descriptor(manifest.media_type, manifest.digest, manifest.size,
                                   {ANNOTATION_REF_NAME: tag}))
@@ -198,12 +207,12 @@ class LocalLayout:
         for e in entries:
             keep.add(e.digest.hex)
             try:
-                doc = json.loads((self.blob_dir / e.digest.hex).read_bytes())
+                doc = json.loads(_read_regular(self.blob_dir / e.digest.hex))
                 keep.add(Digest.parse(doc["config"]["digest"]).hex)
                 keep.update(Digest.parse(d["digest"]).hex for d in doc.get("layers") or ())
                 if "manifests" in doc:
                     return
-            except (OSError, ValueError, KeyError, TypeError):
+            except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError):
                 return
         for entry in os.scandir(self.blob_dir):
             if entry.name not in keep and (len(entry.name) == 64 or
@@ -217,12 +226,28 @@ def _publish(path: Path, data: bytes) -> None:
     user than the one that saved it); an unchanged file is left alone (incremental export:
     a CI cache step that compares files sees no change)."""
     with contextlib.suppress(OSError):
-        if path.read_bytes() == data:
+        if _read_regular(path) == data:
             return
     atomic_write(path, data)
     os.chmod(path, 0o644)
 
 
+def _read_regular(path: Path) -> bytes:
+    """A small file of the directory, read whole: OSError unless it is a regular file (not
+    followed through a symlink, no blocking on a FIFO) of at most MAX_DOCUMENT bytes."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
+        data = f.read(MAX_DOCUMENT + 1)
+    if len(data) > MAX_DOCUMENT:
+        raise OSError(errno.EFBIG, "too large", str(path))
+    return data
+
+
 def _read_entries(index: Path) -> list[Descriptor]:
-    doc = json.loads(index.read_bytes())
+    try:
+        doc = json.loads(_read_regular(index))
+    except RecursionError:
+        raise ValueError("index.json nests too deeply") from None
     return [Descriptor.from_json(m) for m in doc["manifests"]]

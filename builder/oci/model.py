@@ -12,12 +12,14 @@ re-serialising a foreign manifest would change its digest.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 from builder.digest import Digest
+
+_T = TypeVar("_T")
 
 # --- media types -------------------------------------------------------------------------------
 # https://github.com/opencontainers/image-spec/blob/main/media-types.md
@@ -103,8 +105,14 @@ class Platform:
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> Platform:
-        return cls(d.get("os", ""), d.get("architecture", ""), d.get("variant", "") or "",
-                   d.get("os.version", "") or "")
+        """Parse a platform object; ValueError when it is not an object of strings."""
+        if not isinstance(d, Mapping):
+            raise ValueError("platform is not a JSON object")
+        fields = (d.get("os", ""), d.get("architecture", ""), d.get("variant", "") or "",
+                  d.get("os.version", "") or "")
+        if not all(isinstance(f, str) for f in fields):
+            raise ValueError("platform fields are not strings")
+        return cls(*fields)
 
     @classmethod
     def host(cls) -> Platform:
@@ -154,7 +162,7 @@ class Descriptor:
                        dict(d.get("annotations") or {}),
                        Platform.from_json(plat) if plat else None,
                        tuple(d.get("urls") or ()))
-        except (KeyError, TypeError) as e:
+        except (KeyError, TypeError, AttributeError) as e:
             raise ValueError(f"malformed descriptor: missing or bad {e}") from None
 
 
@@ -191,7 +199,7 @@ class Manifest:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Manifest:
-        return cls.from_json(_load(data, "manifest"))
+        return _checked(cls.from_json, _load(data, "manifest"), "manifest")
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,7 +232,7 @@ class Index:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Index:
-        return cls.from_json(_load(data, "index"))
+        return _checked(cls.from_json, _load(data, "index"), "index")
 
 
 @dataclass(frozen=True, slots=True)
@@ -374,7 +382,7 @@ class ImageConfig:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> ImageConfig:
-        return cls.from_json(_load(data, "image config"))
+        return _checked(cls.from_json, _load(data, "image config"), "image config")
 
 
 def _load(data: bytes, what: str) -> dict[str, Any]:
@@ -382,9 +390,21 @@ def _load(data: bytes, what: str) -> dict[str, Any]:
         value = json.loads(data)
     except (ValueError, UnicodeDecodeError) as e:
         raise ValueError(f"{what} is not valid JSON: {e}") from None
+    except RecursionError:  # hostile nesting ([[[[…): json's C scanner recurses per level
+        raise ValueError(f"{what} is not valid JSON: nested too deeply") from None
     if not isinstance(value, dict):
         raise ValueError(f"{what} is not a JSON object")
     return value
+
+
+def _checked(parse: Callable[[Mapping[str, Any]], _T], doc: Mapping[str, Any], what: str) -> _T:
+    """`parse(doc)`, with a missing field or a field of the wrong JSON type (documents from a
+    registry, an archive or a cache are untrusted) reported as the ValueError callers expect
+    rather than a KeyError/TypeError/AttributeError from deep inside."""
+    try:
+        return parse(doc)
+    except (KeyError, TypeError, AttributeError) as e:
+        raise ValueError(f"{what} is malformed: missing or bad {e}") from None
 
 
 def parse_document(data: bytes) -> Manifest | Index:
@@ -392,10 +412,12 @@ def parse_document(data: bytes) -> Manifest | Index:
     spec for older writers), by its shape. Raises ValueError when it is neither."""
     doc = _load(data, "manifest")
     mt = doc.get("mediaType") or ""
+    if not isinstance(mt, str):
+        raise ValueError("manifest mediaType is not a string")
     if mt in INDEX_TYPES or (not mt and "manifests" in doc):
-        return Index.from_json(doc)
+        return _checked(Index.from_json, doc, "index")
     if mt in MANIFEST_TYPES or (not mt and "layers" in doc):
-        return Manifest.from_json(doc)
+        return _checked(Manifest.from_json, doc, "manifest")
     raise ValueError(f"neither an image manifest nor an index (mediaType {mt!r})")
 
 

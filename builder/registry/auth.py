@@ -58,9 +58,25 @@ def _key_host(key: str) -> str:
     return key.split("/", 1)[0]
 
 
-def lookup(domain: str, environ: Mapping[str, str] | None = None) -> Credentials | None:
+def _key_namespace(key: str) -> str:
+    """The repository namespace of a podman-style `host/namespace` key; '' for a bare host
+    and for a URL key (``https://index.docker.io/v1/``), whose path is not a namespace."""
+    if re.match(r"^[a-z]+://", key):
+        return ""
+    return key.partition("/")[2].rstrip("/")
+
+
+def lookup(domain: str, environ: Mapping[str, str] | None = None,
+           repository: str | None = None) -> Credentials | None:
     """Credentials for registry `domain` (as written in image names: docker.io, host:port),
-    or None. A malformed file is a RegistryError naming it."""
+    or None. With `repository`, a `host/namespace` key counts only when the repository is in
+    that namespace, the most specific one winning (containers-auth.json(5)); without it,
+    any key of the host. A malformed file is a RegistryError naming it."""
+    def fits(key: str) -> bool:
+        ns = _key_namespace(key)
+        return not ns or repository is None or repository == ns or \
+            repository.startswith(ns + "/")
+
     wanted = {domain}
     if domain in _DOCKER_HUB_ALIASES:
         wanted |= set(_DOCKER_HUB_ALIASES)
@@ -75,11 +91,11 @@ def lookup(domain: str, environ: Mapping[str, str] | None = None) -> Credentials
         auths = data.get("auths") if isinstance(data, dict) else None
         if not isinstance(auths, dict):
             continue
-        # An exact key first (Docker Hub's legacy URL key included), then any key whose host
-        # matches (podman also stores `host/namespace` keys).
-        keys = [k for k in auths if k == domain or (k == DOCKER_HUB_KEY and
-                                                    domain in _DOCKER_HUB_ALIASES)]
-        keys += sorted(k for k in auths if k not in keys and _key_host(k) in wanted)
+        # The most specific namespace first (with a repository), then the exact key (Docker
+        # Hub's legacy URL key included), then any other key of the host.
+        keys = sorted((k for k in auths if _key_host(k) in wanted and fits(k)),
+                      key=lambda k: (-len(_key_namespace(k)) if repository else 0,
+                                     k != domain and k != DOCKER_HUB_KEY, k))
         for key in keys:
             entry = auths[key]
             if not isinstance(entry, dict) or not entry.get("auth"):

@@ -94,13 +94,22 @@ def push(store: Store, manifest_digest: Digest, dest: ImageRef, *,
     with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(blobs)))) as pool:
         futures = [pool.submit(push_blob, store, client, b, mounts.get(b.digest))
                    for b in blobs]
-        errors = []
-        for fut, b in zip(futures, blobs, strict=True):
-            exc = fut.exception()
-            if exc is not None:
-                errors.append(exc)
-            else:
-                sink(events.Message(f"{fut.result()} {b.digest.short} ({b.size} bytes)"))
+        errors: list[BaseException] = []
+        try:
+            for fut, b in zip(futures, blobs, strict=True):
+                if fut.cancelled():
+                    continue
+                exc = fut.exception()
+                if exc is not None:
+                    errors.append(exc)
+                    for f in futures:   # the push has failed: start no more uploads
+                        f.cancel()
+                else:
+                    sink(events.Message(f"{fut.result()} {b.digest.short} ({b.size} bytes)"))
+        except BaseException:           # Ctrl-C: leaving the pool waits for what runs only
+            for f in futures:
+                f.cancel()
+            raise
     if errors:
         raise errors[0]
     client.put_manifest(dest.tag or str(desc.digest), desc.media_type, img.manifest_bytes)

@@ -192,11 +192,18 @@ class Client:
         header goes only to the registry's own host: a blob redirect to a CDN or object store
         carries its own signed URL (as docker and containerd do)."""
         for _ in range(_MAX_REDIRECTS + 1):
-            parts = urllib.parse.urlsplit(url)
+            parts = self._split(url, what)
             send = dict(headers)
-            if parts.netloc != (auth_host or self.host):
+            # ... and never over plain HTTP to a host not allowed it (a redirect from https
+            # to http on the same host would otherwise send the password or token in clear)
+            if parts.netloc != (auth_host or self.host) or (
+                    parts.scheme != "https" and not is_insecure(parts.netloc, self.environ)):
                 send.pop("Authorization", None)
-            conn = self._connect(parts)
+            try:
+                conn = self._connect(parts)
+            except http.client.InvalidURL as e:   # a bad port in a Location or a realm
+                raise self.error(what, f"the registry sent a malformed URL {url[:200]!r}: {e}"
+                                 ) from None
             path = parts.path + (f"?{parts.query}" if parts.query else "")
             try:
                 payload = body() if body is not None else None
@@ -226,19 +233,32 @@ class Client:
                                   hint="check the registry name and port, and that it is "
                                   "running and reachable") from None
             if resp.status in (301, 302, 303, 307, 308) and resp.headers.get("Location"):
-                url = urllib.parse.urljoin(url, resp.headers["Location"])
-                with contextlib.suppress(OSError, http.client.HTTPException):
-                    resp.read()
-                conn.close()
+                conn.close()   # unread: a redirect's body is not needed (and may be endless)
+                try:
+                    url = urllib.parse.urljoin(url, resp.headers["Location"])
+                except ValueError:
+                    raise self.error(what, "the registry redirected to a malformed URL "
+                                     f"{resp.headers['Location'][:200]!r}") from None
                 if resp.status == 303:
                     method, body = "GET", None
                 continue
             return Response(conn, resp, url, lambda detail: self.error(what, detail))
         raise self.error(what, f"more than {_MAX_REDIRECTS} redirects")
 
+    def _split(self, url: str, what: str) -> urllib.parse.SplitResult:
+        """urlsplit, a malformed URL (from a Location header or a token realm: the
+        registry's words) being a RegistryError."""
+        try:
+            parts = urllib.parse.urlsplit(url)
+            parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+        except ValueError as e:
+            raise self.error(what, f"the registry sent a malformed URL {url[:200]!r}: {e}"
+                             ) from None
+        return parts
+
     def _credentials(self) -> Credentials | None:
         if not self._creds_loaded:
-            self._creds = lookup(self.domain, self.environ)
+            self._creds = lookup(self.domain, self.environ, self.repository)
             self._creds_loaded = True
         return self._creds
 
@@ -275,7 +295,7 @@ class Client:
             query.append(("scope", params["scope"]))
         sep = "&" if "?" in realm else "?"
         url = realm + sep + urllib.parse.urlencode(query)
-        rparts = urllib.parse.urlsplit(url)
+        rparts = self._split(url, what)
         headers = {"User-Agent": "pybuild"}
         # Credentials go to the token server only over TLS (or to a loopback/insecure host).
         if creds is not None and (rparts.scheme == "https" or is_insecure(rparts.netloc,
@@ -291,7 +311,7 @@ class Client:
         try:
             doc = json.loads(body)
             token = doc.get("token") or doc.get("access_token")
-        except (ValueError, AttributeError):
+        except (ValueError, AttributeError, RecursionError):
             token = None
         if not isinstance(token, str) or not token:
             raise self.error(what, f"the token server {rparts.netloc} sent no token")
@@ -310,7 +330,11 @@ class Client:
             if auth:
                 send["Authorization"] = auth
             resp = self._send(method, url, send, body, what)
-            if resp.status == 401 and attempt == 0:
+            # Only the registry's own challenge is answered: a host it redirected to (a blob
+            # store, or whatever a hostile Location names) could otherwise pick a token realm
+            # and receive the registry's credentials there.
+            if resp.status == 401 and attempt == 0 and \
+                    urllib.parse.urlsplit(resp.url).netloc == self.host:
                 challenge = resp.headers.get("WWW-Authenticate", "")
                 try:
                     with self._lock:
@@ -400,14 +424,17 @@ class Client:
             path += "?" + urllib.parse.urlencode({"mount": str(digest), "from": mount_from})
         with self.request("POST", path, what, headers={"Content-Length": "0"},
                           ok=(201, 202)) as resp:
-            location = resp.headers.get("Location")
-            resp.read()
+            location = resp.headers.get("Location")   # the body is not needed: left unread
         if resp.status == 201:
             return True
         if not location:
             raise self.error(what, "the registry sent no upload Location")
-        url = urllib.parse.urljoin(self.base + "/", location)
-        parts = urllib.parse.urlsplit(url)
+        try:
+            url = urllib.parse.urljoin(self.base + "/", location)
+        except ValueError:
+            raise self.error(what, f"the registry sent a malformed upload Location "
+                             f"{location[:200]!r}") from None
+        parts = self._split(url, what)
         query = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
         query.append(("digest", str(digest)))
         url = urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(query)))
@@ -423,7 +450,6 @@ class Client:
                           headers={"Content-Type": media_type,
                                    "Content-Length": str(len(data))},
                           body=lambda: data, ok=(200, 201, 202)) as resp:
-            resp.read()
             got = resp.headers.get("Docker-Content-Digest")
         digest = Digest.of_bytes(data)
         if got and got != str(digest):
@@ -436,7 +462,7 @@ def _describe(body: bytes) -> str:
     "Error Codes"), as ': CODE: message'; '' when the body has none."""
     try:
         doc = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return ""
     if not isinstance(doc, dict):
         return ""

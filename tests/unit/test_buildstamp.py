@@ -128,3 +128,30 @@ def test_a_damaged_stamp_file_is_no_answer(tmp_path: Path, content: bytes) -> No
     path.parent.mkdir(parents=True)
     path.write_bytes(content)
     assert buildstamp.check(tmp_path, "k1", tmp_path) is None
+
+
+@pytest.mark.parametrize("stamps", [5, [5], [(5, None)], [("a", None, 1)]])
+def test_a_stamp_file_of_the_wrong_shape_is_no_answer(tmp_path: Path, stamps: object) -> None:
+    import marshal
+
+    path = Path(buildstamp.file_path(tmp_path, "k1"))
+    path.parent.mkdir(parents=True)
+    path.write_bytes(marshal.dumps((buildstamp.FORMAT, os.path.abspath(tmp_path),
+                                    {"config": "sha256:c"}, stamps)))
+    assert buildstamp.check(tmp_path, "k1", tmp_path) is None
+
+
+@pytest.mark.usefixtures("settle_now")
+def test_a_stamp_file_another_user_owns_or_may_write_is_not_loaded(tmp_path: Path) -> None:
+    """marshal must never read bytes someone else could have made."""
+    ctx_dir, store = _stamped(tmp_path)
+    path = Path(buildstamp.file_path(store, "k1"))
+    assert buildstamp.check(store, "k1", ctx_dir) == {"config": "sha256:c"}
+    os.chmod(path, 0o666)
+    assert buildstamp.check(store, "k1", ctx_dir) is None
+    os.chmod(path, 0o600)
+    assert buildstamp.check(store, "k1", ctx_dir) is not None
+    if os.geteuid() != 0:
+        pytest.skip("giving the file to another user needs root")
+    os.chown(path, 65534, 65534)
+    assert buildstamp.check(store, "k1", ctx_dir) is None

@@ -77,6 +77,10 @@ def test_non_json_is_refused() -> None:
         CacheConfig.from_bytes(b"\xff{")
     with pytest.raises(CacheDamaged, match="not a JSON object"):
         CacheConfig.from_bytes(b"[]")
+    with pytest.raises(CacheDamaged, match="nested too deeply"):
+        CacheConfig.from_bytes(b"[" * 100_000)
+    with pytest.raises(CacheDamaged, match="nested too deeply"):
+        parse_manifest(b"[" * 100_000)
 
 
 def test_manifest_round_trip_and_foreign_manifests() -> None:

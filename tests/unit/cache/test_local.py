@@ -3,6 +3,7 @@ opened), atomic tag swaps and garbage collection that never touches what is stil
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -110,4 +111,55 @@ def test_an_oversized_index_is_refused(tmp_path: Path) -> None:
     layout.root.mkdir()
     (layout.root / "index.json").write_bytes(b" " * (17 << 20))
     with pytest.raises(CacheDamaged, match="too large"):
+        layout.resolve("latest")
+
+
+def test_export_refuses_a_blob_directory_that_is_a_symlink(tmp_path: Path) -> None:
+    """A restored cache directory whose blobs/sha256 points elsewhere (say, at a store's
+    blob directory) must not be written into, nor have its 64-hex files collected."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    victim = elsewhere / ("ab" * 32)
+    victim.write_bytes(b"someone else's blob")
+    (tmp_path / "c" / "blobs").mkdir(parents=True)
+    (tmp_path / "c" / "blobs" / "sha256").symlink_to(elsewhere)
+    layout = LocalLayout(tmp_path / "c")
+    with pytest.raises(CacheDamaged, match="symlink"), layout.locked():
+        a = _blob(layout, b"a")
+        layout.set_tag("t", _manifest(layout, a))
+    assert victim.read_bytes() == b"someone else's blob"
+    assert sorted(os.listdir(elsewhere)) == [victim.name]
+
+
+@pytest.mark.parametrize("name", ["index.json", "oci-layout"])
+def test_export_does_not_block_on_a_fifo(tmp_path: Path, name: str) -> None:
+    layout = LocalLayout(tmp_path / "c")
+    layout.blob_dir.mkdir(parents=True)
+    os.mkfifo(tmp_path / "c" / name)
+    done = threading.Event()
+
+    def export() -> None:
+        with layout.locked():
+            layout.set_tag("t", _manifest(layout, _blob(layout, b"a")))
+        done.set()
+
+    t = threading.Thread(target=export, daemon=True)
+    t.start()
+    t.join(10)
+    finished = done.is_set()
+    for _ in range(3):      # unblock a stuck reader (each time it opens) so the thread ends
+        if not t.is_alive():
+            break
+        with contextlib.suppress(OSError):
+            os.close(os.open(tmp_path / "c" / name, os.O_WRONLY | os.O_NONBLOCK))
+        t.join(2)
+    assert finished, f"export blocked reading the FIFO {name}"
+    assert layout.resolve("t").size > 0
+
+
+def test_a_deeply_nested_index_is_damaged_not_a_crash(tmp_path: Path) -> None:
+    layout = LocalLayout(tmp_path / "c")
+    layout.blob_dir.mkdir(parents=True)
+    (tmp_path / "c" / "index.json").write_bytes(b"[" * 100_000)
+    with pytest.raises(CacheDamaged, match="nested too deeply"):
         layout.resolve("latest")

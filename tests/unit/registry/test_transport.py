@@ -5,8 +5,10 @@ server stands in where our logic is under test; the real registry is in tests/in
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import socket
+import threading
 from pathlib import Path
 
 import pytest
@@ -254,3 +256,189 @@ def test_a_connection_lost_mid_blob_is_a_registry_error_and_stores_nothing(
     assert "connection lost" in err.value.message and fake.host in err.value.message
     assert not store.has_blob(desc.digest)
     assert list((tmp_path / "store" / "tmp").iterdir()) == []
+
+
+class _Scripted:
+    """A stand-in for http.client's connection + response: records what was sent to which
+    URL and answers from a script (no TLS server needed to test what we send where)."""
+
+    def __init__(self, log: list[tuple[str, dict[str, str]]], url: str,
+                 answer: tuple[int, dict[str, str]]) -> None:
+        self.log, self.url, self.answer = log, url, answer
+
+    def request(self, method: str, path: str, body: object = None,
+                headers: dict[str, str] | None = None) -> None:
+        self.log.append((self.url + path, dict(headers or {})))
+
+    def getresponse(self) -> _Scripted:
+        self.status, self.headers = self.answer[0], self.answer[1]
+        return self
+
+    def read(self, n: int | None = None) -> bytes:
+        return b""
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_redirect_from_https_to_plain_http_does_not_carry_credentials(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import urllib.parse
+
+    log: list[tuple[str, dict[str, str]]] = []
+
+    def connect(self: Client, url: urllib.parse.SplitResult) -> _Scripted:
+        if url.scheme == "https":   # the registry: redirect the blob to http, same host
+            return _Scripted(log, f"https://{url.netloc}",
+                             (307, {"Location": "http://reg.example/v2/a/blobs/x"}))
+        return _Scripted(log, f"http://{url.netloc}", (200, {}))
+
+    monkeypatch.setattr(Client, "_connect", connect)
+    client = Client("reg.example", "a", environ={})
+    client._auth = "Basic dTpw"
+    client.open_blob(Digest.of_bytes(b"x")).close()
+    assert [u for u, _ in log] == [f"https://reg.example/v2/a/blobs/{Digest.of_bytes(b'x')}",
+                                   "http://reg.example/v2/a/blobs/x"]
+    assert log[0][1]["Authorization"] == "Basic dTpw"
+    assert "Authorization" not in log[1][1]
+
+
+def _endless_server(head: bytes, offered: int
+                    ) -> tuple[socket.socket, list[int], threading.Thread]:
+    """A raw HTTP server answering each connection with `head` and then a chunked body of up
+    to `offered` bytes; sent[0] counts what it managed to send before the client hung up.
+    Stop it with `_stop(srv, thread)`."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)
+    sent = [0]
+
+    def run() -> None:
+        while True:
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                return
+            with conn:
+                try:
+                    conn.recv(65536)
+                    conn.sendall(head + b"Transfer-Encoding: chunked\r\n\r\n")
+                    block = b"%x\r\n" % 65536 + b"x" * 65536 + b"\r\n"
+                    while sent[0] < offered:
+                        conn.sendall(block)
+                        sent[0] += 65536
+                    conn.sendall(b"0\r\n\r\n")
+                except OSError:
+                    pass
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return srv, sent, thread
+
+
+def _stop(srv: socket.socket, thread: threading.Thread) -> None:
+    with contextlib.suppress(OSError):
+        srv.shutdown(socket.SHUT_RDWR)   # wakes the accept() (close alone would not)
+    srv.close()
+    thread.join(10)
+    assert not thread.is_alive()
+
+
+@pytest.mark.parametrize("status", [b"307 Temporary Redirect", b"202 Accepted", b"201 Created"])
+def test_an_endless_body_where_we_expect_none_is_not_read(status: bytes) -> None:
+    """A redirect, an upload session answer and a manifest PUT answer carry no body we need:
+    a hostile registry streaming one forever must not be read into memory."""
+    srv, sent, thread = _endless_server(b"HTTP/1.1 " + status + b"\r\nLocation: /elsewhere\r\n"
+                                b"Docker-Content-Digest: " + str(Digest.of_bytes(b"m")).encode()
+                                + b"\r\n", 512 << 20)
+    host = f"127.0.0.1:{srv.getsockname()[1]}"
+    client = Client(host, "a", push=True, environ={})
+    try:
+        with pytest.raises(RegistryError):
+            if status.startswith(b"307"):
+                client.ping()                       # 307 → 307 → … : too many redirects
+            elif status.startswith(b"202"):
+                client.upload_blob(Digest.of_bytes(b"m"), 1, lambda: b"m")
+            else:
+                client.put_manifest("t", OCI_MANIFEST, b"other")  # digest differs: refused
+    finally:
+        _stop(srv, thread)
+    assert sent[0] < 64 << 20
+
+
+def test_namespace_keys_apply_only_to_their_namespace_most_specific_first(
+        tmp_path: Path) -> None:
+    """containers-auth.json(5): a `host/namespace` key is for images in that namespace, and
+    the most specific matching key wins."""
+    f = _auth_file(tmp_path / "auth.json", {"quay.io/org-a": "a:pa", "quay.io/org-b": "b:pb",
+                                            "quay.io/org-b/app": "app:papp"})
+    env = {"REGISTRY_AUTH_FILE": str(f)}
+    for repo, user in (("org-a/x", "a"), ("org-b/x", "b"), ("org-b/app", "app"),
+                       ("org-b/app/sub", "app"), ("org-bb/x", None), ("other/x", None)):
+        creds = lookup("quay.io", env, repo)
+        assert (creds.username if creds else None) == user, repo
+    g = _auth_file(tmp_path / "auth2.json", {"quay.io": "host:ph", "quay.io/org-b": "b:pb"})
+    hosted = lookup("quay.io", {"REGISTRY_AUTH_FILE": str(g)}, "org-a/x")
+    assert hosted is not None and hosted.username == "host"
+    scoped = lookup("quay.io", {"REGISTRY_AUTH_FILE": str(g)}, "org-b/x")
+    assert scoped is not None and scoped.username == "b"
+
+
+def test_the_client_sends_the_namespace_credentials_of_its_repository(tmp_path: Path) -> None:
+    with serve(FakeServer()) as fake:
+        fake.route("GET", "/v2/", lambda req: (
+            (200, {}, b"") if req.headers.get("authorization") else
+            (401, {"WWW-Authenticate": 'Basic realm="r"'}, b"")))
+        f = _auth_file(tmp_path / "auth.json", {f"{fake.host}/org-a": "a:pa",
+                                                f"{fake.host}/org-b": "b:pb"})
+        Client(fake.host, "org-b/app", environ={"REGISTRY_AUTH_FILE": str(f)}).ping()
+        assert fake.seen[-1].headers["authorization"] == \
+            "Basic " + base64.b64encode(b"b:pb").decode()
+
+
+def test_a_challenge_from_a_redirect_target_is_not_answered_with_our_credentials(
+        tmp_path: Path) -> None:
+    """Only the registry's own 401 is answered: a blob host it redirects to (a CDN, or
+    whatever a hostile Location names) asking for a Bearer token at a realm of its choosing
+    must not receive the registry's credentials there."""
+    with serve(FakeServer()) as evil, serve(FakeServer()) as cdn, serve(FakeServer()) as fake:
+        evil.route("GET", "/token", lambda req: (200, {}, b'{"token":"t"}'))
+        cdn.route("GET", "/blob", lambda req: (
+            401, {"WWW-Authenticate": f'Bearer realm="http://{evil.host}/token"'}, b""))
+        fake.route("GET", "/v2/a/blobs/*", lambda req: (
+            307, {"Location": f"http://{cdn.host}/blob"}, b""))
+        f = _auth_file(tmp_path / "auth.json", {fake.host: "u:secret"})
+        client = Client(fake.host, "a", environ={"REGISTRY_AUTH_FILE": str(f)})
+        with pytest.raises(RegistryError, match="401"):
+            client.open_blob(Digest.of_bytes(b"x"))
+    assert evil.seen == []
+
+
+@pytest.mark.parametrize("url", ["http://[::1", "http://127.0.0.1:abc/x", "http://a b/x"])
+def test_a_malformed_url_from_the_registry_is_a_registry_error(url: str) -> None:
+    """A Location (redirect, upload session) or a token realm that is not a URL."""
+    with serve(FakeServer()) as fake:
+        fake.route("GET", "/v2/a/blobs/*", lambda req: (307, {"Location": url}, b""))
+        fake.route("GET", "/v2/", lambda req: (
+            401, {"WWW-Authenticate": f'Bearer realm="{url}"'}, b""))
+        fake.route("POST", "/v2/a/blobs/uploads/", lambda req: (202, {"Location": url}, b""))
+        client = Client(fake.host, "a", push=True, environ={})
+        for call in (lambda: client.open_blob(Digest.of_bytes(b"x")), client.ping,
+                     lambda: client.upload_blob(Digest.of_bytes(b"x"), 1, lambda: b"x")):
+            with pytest.raises(RegistryError, match="malformed") as err:
+                call()
+            assert fake.host in err.value.message
+
+
+def test_deeply_nested_json_in_an_error_or_token_answer_is_a_registry_error() -> None:
+    nested = b"[" * 60_000
+    with serve(FakeServer()) as fake:
+        fake.route("GET", "/v2/a/manifests/x", lambda req: (404, {}, nested))
+        fake.route("GET", "/token", lambda req: (200, {}, nested))
+        fake.route("GET", "/v2/", lambda req: (
+            401, {"WWW-Authenticate": f'Bearer realm="http://{fake.host}/token"'}, b""))
+        client = Client(fake.host, "a", environ={"REGISTRY_AUTH_FILE": "/none"})
+        with pytest.raises(RegistryError, match="HTTP 404"):
+            client.get_manifest("x")
+        with pytest.raises(RegistryError, match="sent no token"):
+            client.ping()
