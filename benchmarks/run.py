@@ -1,5 +1,6 @@
 """Run every pybuild benchmark in one go, each printing pybuild beside its peer on this machine
-in the same run (Buildah, runc, tar|zstd and pigz, hadolint), with medians and ratios.
+in the same run (Buildah, runc, tar|zstd and pigz, hadolint, skopeo), with medians and ratios
+(cacheexport has no peer here: it prints export and import beside a cold build).
 
     python3 benchmarks/run.py [--only build,lint,...] [--quick]
 
@@ -27,6 +28,8 @@ SUITES: dict[str, tuple[str, list[str], list[str]]] = {
     "layers": ("layers.py", [], ["--runs", "3"]),
     "sandbox": ("sandbox.py", [], ["--runs", "30"]),
     "build": ("build.py", [], ["--runs", "3"]),
+    "registry": ("registry.py", [], ["--runs", "2"]),
+    "cacheexport": ("cacheexport.py", [], ["--runs", "1"]),
 }
 
 
