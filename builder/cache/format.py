@@ -33,6 +33,7 @@ from typing import Any
 import pyzstd
 
 from builder.digest import Digest
+from builder.oci.apply import GuardedTarInfo, HostileEntry
 from builder.oci.changeset import check_relpath
 from builder.oci.compression import BLOCK, decompressed
 from builder.oci.model import (
@@ -48,7 +49,6 @@ from builder.store import CacheRecord, ReadStream
 CONFIG_MEDIA_TYPE = "application/vnd.pybuild.cache.config.v1+json"
 LAYER_MEDIA_TYPES = frozenset({OCI_LAYER, OCI_LAYER_GZIP, OCI_LAYER_ZSTD})
 MAX_DOCUMENT = 16 << 20         # index.json, the manifest, the config: JSON, never huge
-MAX_META_HEADER = 1 << 20       # refuse PAX / GNU long-name headers bigger than this
 _KEY_RE = re.compile(r"^[0-9a-f]{32}$")
 _MAX_TEXT = 4096
 
@@ -181,19 +181,6 @@ def parse_manifest(data: bytes) -> tuple[Descriptor, tuple[Descriptor, ...]]:
     return config, layers
 
 
-class _GuardedTarInfo(tarfile.TarInfo):
-    """Refuses giant PAX / GNU long-name headers before tarfile reads them into memory."""
-
-    def _proc_member(self, tarfile_: tarfile.TarFile) -> Any:
-        meta = (tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE,
-                tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK)
-        if self.type in meta and self.size > MAX_META_HEADER:
-            raise CacheDamaged(f"a {self.size}-byte extended header")
-        if self.type == tarfile.GNUTYPE_SPARSE:
-            raise CacheDamaged("a GNU sparse file")
-        return super()._proc_member(tarfile_)  # type: ignore[misc]
-
-
 class _Hashing:
     """Passes reads through, hashing them (the diff_id is the sha256 of the plain tar), and
     stops a stream that grows past `limit` (a decompression bomb) with CacheDamaged."""
@@ -225,7 +212,7 @@ def scan_layer(stream: ReadStream, max_size: int | None = None) -> tuple[Digest,
         with decompressed(stream) as plain:
             hashing = _Hashing(plain, max_size)
             tf = tarfile.open(fileobj=hashing, mode="r|",  # type: ignore[call-overload]
-                              tarinfo=_GuardedTarInfo, encoding="utf-8",
+                              tarinfo=GuardedTarInfo, encoding="utf-8",
                               errors="surrogateescape")
             for member in tf:
                 try:
@@ -236,6 +223,8 @@ def scan_layer(stream: ReadStream, max_size: int | None = None) -> tuple[Digest,
                     raise CacheDamaged(f"entry {member.name[:200]!r}: {e}") from None
             while hashing.read(BLOCK):
                 pass
+    except HostileEntry as e:
+        raise CacheDamaged(str(e)) from None
     except (tarfile.TarError, EOFError, zlib.error, pyzstd.ZstdError, OSError) as e:
         raise CacheDamaged(f"not a readable layer: {e}") from None
     return Digest(hashing.hash.hexdigest()), hashing.size

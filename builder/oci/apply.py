@@ -39,21 +39,22 @@ OVERLAY_OPAQUE_XATTR = "trusted.overlay.opaque"
 MAX_META_HEADER = 1 << 20       # refuse PAX / GNU long-name headers bigger than 1 MiB
 
 
-class _GuardedTarInfo(tarfile.TarInfo):
+class GuardedTarInfo(tarfile.TarInfo):
     """Refuses giant PAX / GNU long-name headers before tarfile reads them into memory."""
 
     def _proc_member(self, tarfile_: tarfile.TarFile) -> Any:
         meta = (tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE,
                 tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK)
         if self.type in meta and self.size > MAX_META_HEADER:
-            raise _Hostile(f"a {self.size}-byte extended header (limit {MAX_META_HEADER})")
+            raise HostileEntry(f"a {self.size}-byte extended header (limit {MAX_META_HEADER})")
         if self.type == tarfile.GNUTYPE_SPARSE:
-            raise _Hostile("GNU sparse files are not supported in layers")
+            raise HostileEntry("GNU sparse files are not supported in layers")
         return super()._proc_member(tarfile_)  # type: ignore[misc]
 
 
-class _Hostile(Exception):
-    """An entry the applier refuses; turned into ImageError naming the layer."""
+class HostileEntry(Exception):
+    """An entry the applier refuses (or GuardedTarInfo refuses to read); the applier turns it
+    into ImageError naming the layer."""
 
 
 _MAX_SYMLINK_HOPS = 40
@@ -90,7 +91,7 @@ class _Applier:
     def resolve_dir(self, rel: str, create: bool) -> int | None:
         """An fd of directory `rel` inside the root, following symlinks only within the root.
         Creates missing directories (0755) when `create`; None when missing otherwise.
-        Raises _Hostile when resolution would leave the root."""
+        Raises HostileEntry when resolution would leave the root."""
         todo = [c for c in rel.split("/") if c and c != "."] if rel else []
         stack: list[int] = []
         names: list[str] = []       # the resolved path, for recording deferred modes
@@ -101,7 +102,7 @@ class _Applier:
                 comp = todo.pop(0)
                 if comp == "..":
                     if not stack:
-                        raise _Hostile(f"path {rel!r} resolves outside the root")
+                        raise HostileEntry(f"path {rel!r} resolves outside the root")
                     os.close(stack.pop())
                     names.pop()
                     cur = stack[-1] if stack else self.root_fd
@@ -116,7 +117,7 @@ class _Applier:
                 if stat.S_ISLNK(st.st_mode):
                     hops += 1
                     if hops > _MAX_SYMLINK_HOPS:
-                        raise _Hostile(f"too many symlinks resolving {rel!r}")
+                        raise HostileEntry(f"too many symlinks resolving {rel!r}")
                     link = os.readlink(comp, dir_fd=cur)
                     if link.startswith("/"):
                         while stack:
@@ -126,7 +127,7 @@ class _Applier:
                     todo = [c for c in link.split("/") if c and c != "."] + todo
                     continue
                 if not stat.S_ISDIR(st.st_mode):
-                    raise _Hostile(f"{rel!r}: a parent is not a directory")
+                    raise HostileEntry(f"{rel!r}: a parent is not a directory")
                 fd = os.open(comp, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
                              dir_fd=cur)
                 stack.append(fd)
@@ -182,7 +183,7 @@ class _Applier:
         try:
             path = check_relpath(member.name)
         except ValueError as e:
-            raise _Hostile(str(e)) from None
+            raise HostileEntry(str(e)) from None
         if not path:
             return  # the root directory entry itself
         parent, _, base = path.rpartition("/")
@@ -202,7 +203,7 @@ class _Applier:
         elif base.startswith(WHITEOUT_PREFIX):
             victim = base[len(WHITEOUT_PREFIX):]
             if not victim or victim in (".", "..") or "/" in victim:
-                raise _Hostile(f"bad whiteout {base!r}")
+                raise HostileEntry(f"bad whiteout {base!r}")
             if self.overlay:
                 self._overlay_whiteout(parent, victim)
                 return
@@ -227,7 +228,7 @@ class _Applier:
         """Overlay form: a 0:0 character device where the deleted entry was
         (Documentation/filesystems/overlayfs.rst, "whiteouts and opaque directories")."""
         if not self.is_root:
-            raise _Hostile("overlay whiteouts (0:0 character devices) need root")
+            raise HostileEntry("overlay whiteouts (0:0 character devices) need root")
         fd = self.resolve_dir(parent, create=True)
         assert fd is not None
         try:
@@ -267,7 +268,7 @@ class _Applier:
                 while remaining:
                     block = src.read(min(BLOCK, remaining))
                     if not block:
-                        raise _Hostile("archive is truncated inside this entry")
+                        raise HostileEntry("archive is truncated inside this entry")
                     view = memoryview(block)
                     while view:  # write(2) may be partial
                         view = view[os.write(fd, view):]
@@ -285,24 +286,24 @@ class _Applier:
             try:
                 target = check_relpath(m.linkname)
             except ValueError as e:
-                raise _Hostile(f"hardlink target: {e}") from None
+                raise HostileEntry(f"hardlink target: {e}") from None
             tparent, _, tbase = target.rpartition("/")
             tfd = self.resolve_dir(tparent, create=False)
             if tfd is None or not tbase:
-                raise _Hostile(f"hardlink target {m.linkname!r} does not exist")
+                raise HostileEntry(f"hardlink target {m.linkname!r} does not exist")
             try:
                 try:
                     tst = os.stat(tbase, dir_fd=tfd, follow_symlinks=False)
                 except FileNotFoundError:
-                    raise _Hostile(f"hardlink target {m.linkname!r} does not exist") from None
+                    raise HostileEntry(f"hardlink target {m.linkname!r} does not exist") from None
                 if stat.S_ISDIR(tst.st_mode):
-                    raise _Hostile(f"hardlink target {m.linkname!r} is a directory")
+                    raise HostileEntry(f"hardlink target {m.linkname!r} is a directory")
                 os.link(tbase, base, src_dir_fd=tfd, dst_dir_fd=pfd, follow_symlinks=False)
             finally:
                 os.close(tfd)
         elif m.ischr() or m.isblk():
             if not self.is_root:
-                raise _Hostile("device nodes can only be created as root")
+                raise HostileEntry("device nodes can only be created as root")
             kind = stat.S_IFCHR if m.ischr() else stat.S_IFBLK
             os.mknod(base, kind | 0o600, os.makedev(m.devmajor, m.devminor), dir_fd=pfd)
             self._meta_path(pfd, base, m)
@@ -310,7 +311,7 @@ class _Applier:
             os.mkfifo(base, 0o600, dir_fd=pfd)
             self._meta_path(pfd, base, m)
         else:
-            raise _Hostile(f"unsupported tar entry type {m.type!r}")
+            raise HostileEntry(f"unsupported tar entry type {m.type!r}")
 
     def _meta(self, fd: int, m: tarfile.TarInfo) -> None:
         """Ownership, then mode (chown clears setuid/setgid), then xattrs."""
@@ -355,7 +356,7 @@ class _Applier:
         for path in sorted(self.deferred_modes, key=lambda p: p.count("/"), reverse=True):
             try:
                 fd = self.resolve_dir(path, create=False)
-            except _Hostile:
+            except HostileEntry:
                 continue
             if fd is not None:
                 try:
@@ -399,7 +400,7 @@ def _apply_one(ap: _Applier, stream: ReadStream, name: str) -> None:
     entry = ""
     try:
         with decompressed(stream) as plain:
-            tf = tarfile.open(fileobj=plain, mode="r|", tarinfo=_GuardedTarInfo,
+            tf = tarfile.open(fileobj=plain, mode="r|", tarinfo=GuardedTarInfo,
                               encoding="utf-8", errors="surrogateescape")
             for member in tf:
                 entry = member.name
@@ -411,7 +412,7 @@ def _apply_one(ap: _Applier, stream: ReadStream, name: str) -> None:
         if drain is not None:
             drain()
         ap.finish()
-    except _Hostile as e:
+    except HostileEntry as e:
         where = f" entry {entry!r}" if entry else ""
         raise ImageError(f"refusing layer {name}:{where}: {e}",
                          hint="the layer is malformed or hostile; nothing outside the "

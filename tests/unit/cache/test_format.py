@@ -137,6 +137,15 @@ def test_scan_layer_refuses_garbage_and_truncation() -> None:
         scan_layer(io.BytesIO(b"garbage" * 100))
 
 
+def test_scan_layer_refuses_giant_extended_headers_before_reading_them() -> None:
+    """The applier's guard (oci.apply.GuardedTarInfo) serves the import check too."""
+    pax = tarfile.TarInfo("././@PaxHeader")
+    pax.type, pax.size = tarfile.XHDTYPE, 8 * 1024**3 - 1  # claims 8 GiB, holds 4 KiB
+    data = pax.tobuf(format=tarfile.USTAR_FORMAT) + b"\0" * 4096
+    with pytest.raises(CacheDamaged, match="extended header"):
+        scan_layer(io.BytesIO(data))
+
+
 def test_scan_layer_stops_at_the_declared_size() -> None:
     """A tiny blob that decompresses to far more than its record declares (a bomb) is
     refused as soon as it passes the declared size, not after reading all of it."""
