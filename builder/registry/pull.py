@@ -16,7 +16,6 @@ last, so a failed pull leaves no name behind.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
 
 from builder import events
 from builder.digest import Digest
@@ -36,6 +35,7 @@ from builder.oci.model import (
     parse_document,
 )
 from builder.oci.reference import ImageRef, Transport
+from builder.registry.transfers import run_all
 from builder.registry.transport import Client, ManifestData
 from builder.store import Store
 
@@ -67,12 +67,6 @@ def select_manifest(index: Index, want: Platform) -> Descriptor | None:
         if group:
             return group[0]
     return None
-
-
-def _cancel(futures: list[Future[None]]) -> None:
-    """Cancel the downloads not started yet (those running finish, their temp files go)."""
-    for f in futures:
-        f.cancel()
 
 
 def _reference(ref: ImageRef) -> str:
@@ -198,25 +192,8 @@ def pull(store: Store, ref: ImageRef, platform: Platform | None = None, *,
                            hint="the image is corrupt")
     by_layer = dict(zip((b.digest for b in manifest.layers), diff_ids, strict=True))
     blobs = list({b.digest: b for b in manifest.layers}.values())
-    with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(blobs) or 1))) as pool:
-        futures = [pool.submit(fetch_layer, store, client, d, by_layer[d.digest])
-                   for d in blobs]
-        errors: list[BaseException] = []
-        try:
-            for fut, desc in zip(futures, blobs, strict=True):
-                if fut.cancelled():
-                    continue
-                exc = fut.exception()
-                if exc is not None:
-                    errors.append(exc)
-                    _cancel(futures)    # the pull has failed: start no more downloads
-                else:
-                    sink(events.Message(f"pulled {desc.digest.short} ({desc.size} bytes)"))
-        except BaseException:           # Ctrl-C: leaving the pool waits for what runs only
-            _cancel(futures)
-            raise
-    if errors:
-        raise errors[0]
+    run_all(jobs, lambda d: fetch_layer(store, client, d, by_layer[d.digest]), blobs,
+            lambda d, _: sink(events.Message(f"pulled {d.digest.short} ({d.size} bytes)")))
     # Documents last, innermost first: the stored manifest's blobs are all there by now.
     for d in reversed(docs):
         store.put_blob(d.data, expected=d.digest)

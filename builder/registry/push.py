@@ -17,7 +17,6 @@ machine's platform, as `save` writes it.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
 
 from builder import events
 from builder.digest import Digest
@@ -25,6 +24,7 @@ from builder.errors import ImageError
 from builder.oci.image import convert_manifest, get_image, read_document
 from builder.oci.model import Compression, Descriptor, Index, Manifest
 from builder.oci.reference import ImageRef, Transport, parse_name
+from builder.registry.transfers import run_all
 from builder.registry.transport import Client
 from builder.store import Store
 
@@ -91,27 +91,8 @@ def push(store: Store, manifest_digest: Digest, dest: ImageRef, *,
     client = Client(dest.domain, dest.path, push=True,
                     mount_sources=tuple(sorted(set(mounts.values()))), environ=environ)
     sink(events.Message(f"pushing {dest.familiar} to {client.host}"))
-    with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(blobs)))) as pool:
-        futures = [pool.submit(push_blob, store, client, b, mounts.get(b.digest))
-                   for b in blobs]
-        errors: list[BaseException] = []
-        try:
-            for fut, b in zip(futures, blobs, strict=True):
-                if fut.cancelled():
-                    continue
-                exc = fut.exception()
-                if exc is not None:
-                    errors.append(exc)
-                    for f in futures:   # the push has failed: start no more uploads
-                        f.cancel()
-                else:
-                    sink(events.Message(f"{fut.result()} {b.digest.short} ({b.size} bytes)"))
-        except BaseException:           # Ctrl-C: leaving the pool waits for what runs only
-            for f in futures:
-                f.cancel()
-            raise
-    if errors:
-        raise errors[0]
+    run_all(jobs, lambda b: push_blob(store, client, b, mounts.get(b.digest)), blobs,
+            lambda b, how: sink(events.Message(f"{how} {b.digest.short} ({b.size} bytes)")))
     client.put_manifest(dest.tag or str(desc.digest), desc.media_type, img.manifest_bytes)
     sink(events.Message(f"pushed {dest.familiar}: {desc.digest}"))
     return desc
